@@ -1,0 +1,228 @@
+"""The ownership protocol: `Owner`, the one thing the rest of tfunite talks to.
+
+An Owner wraps one component (a Keras model, a Sonnet module, a Slim function, ...).
+A bridge subclasses it and fills in the framework hooks, always in this order:
+
+    _forward(inputs, training)   run the framework code (variables are created on the
+                                 first call, inside `capturing`)
+    _collect()                   [(canonical name, tf.Variable, trainable)] in a stable order
+    _losses()                    regularization losses the component declared
+    _endpoints()                 named intermediate activations of the last call
+    _aliases(fmt)                {canonical name: key} for a foreign checkpoint format
+                                 ("object": tf.train.Checkpoint path, "keras_h5": .weights.h5 path)
+
+Everything else (names, duplicate detection, graph checks, save/load) is shared here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import tensorflow as tf
+
+from .capture import capturing
+from .errors import DuplicateVariablesError, GraphModeError, NotBuiltError
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def check_name(name: str, what: str = "owner") -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"Invalid {what} name {name!r}: expected letters, digits, '_', '.' or '-' "
+            "(no '/', which separates path components). Fix: pick a name like 'trunk'."
+        )
+    return name
+
+
+def canonical(name: str) -> str:
+    """A TF variable name without its `:0` output suffix."""
+    return re.sub(r":\d+$", "", name)
+
+
+def outer_graph() -> tf.Graph | None:
+    """The TF1 graph code is being built in (seen through tf.function), or None if eager."""
+    if tf.compat.v1.executing_eagerly_outside_functions():
+        return None
+    graph = tf.compat.v1.get_default_graph()
+    while getattr(graph, "outer_graph", None) is not None:
+        graph = graph.outer_graph
+    return graph
+
+
+class Owner:
+    """Owns the variables of one component. See the module docstring for the hooks."""
+
+    framework: ClassVar[str] = "tfunite"
+    supports_graph: ClassVar[bool] = True
+
+    def __init__(self, name: str):
+        self.name = check_name(name)
+        self.built = False
+        self._graph: tf.Graph | None = None
+        self._graph_cache: dict[Any, Any] = {}
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, inputs: Any, training: bool = False) -> Any:
+        """Forward pass; creates variables on the first call."""
+        self._check_graph()
+        with capturing(self) as created:
+            outputs = self._forward(inputs, training)
+        if not self.built:
+            self.built = True
+            self._graph = outer_graph()
+            self._check_unique()
+            self._check_all_owned(created)
+        elif created:
+            names = ", ".join(sorted(canonical(v.name) for v in created))
+            raise DuplicateVariablesError(
+                f"Owner {self.name!r} ({self.framework}) created new variables on a later "
+                f"call: {names}. Expected the variables of the first call to be reused. "
+                "A layer without an explicit scope/name creates a fresh set on every call; "
+                "fix: give every layer a fixed scope (Slim: scope='fc1') or reuse=AUTO_REUSE."
+            )
+        return outputs
+
+    def _check_graph(self) -> None:
+        graph = outer_graph()
+        if graph is not None and not self.supports_graph:
+            raise GraphModeError(
+                f"Owner {self.name!r} wraps {self.framework}, which does not run in a TF1 "
+                "graph/Session. Fix: build the model with tf_keras (Keras 2) and wrap that, "
+                "or run eagerly / inside tf.function."
+            )
+        if self.built and graph is not self._graph:
+            where = "eagerly" if self._graph is None else f"in graph {id(self._graph):#x}"
+            now = "eagerly" if graph is None else f"in graph {id(graph):#x}"
+            raise GraphModeError(
+                f"Owner {self.name!r} was built {where} but is now called {now}; its "
+                "variables live where they were created. Fix: build and call an owner in "
+                "the same graph (create a fresh owner for each tf.Graph)."
+            )
+
+    def _check_unique(self) -> None:
+        seen: dict[str, tf.Variable] = {}
+        ids: dict[int, str] = {}
+        for name, var, _ in self._collect():
+            if name in seen:
+                raise DuplicateVariablesError(
+                    f"Owner {self.name!r}: two variables are named {name!r} "
+                    f"({seen[name].name} and {var.name}). Expected unique names. "
+                    "Fix: give the sub-layers/modules distinct names."
+                )
+            if id(var) in ids:
+                raise DuplicateVariablesError(
+                    f"Owner {self.name!r}: variable {var.name} is listed twice, as "
+                    f"{ids[id(var)]!r} and {name!r}."
+                )
+            seen[name] = var
+            ids[id(var)] = name
+
+    def _check_all_owned(self, created: list[tf.Variable]) -> None:
+        listed = {id(v) for _, v, _ in self._collect()}
+        lost = [canonical(v.name) for v in created if id(v) not in listed]
+        if lost:
+            raise DuplicateVariablesError(
+                f"Owner {self.name!r} ({self.framework}) created variables its framework "
+                f"does not track: {', '.join(lost)}. They would be silently left out of "
+                "training and checkpoints. Fix: create them inside a layer/module, not "
+                "as loose tf.Variables."
+            )
+
+    # ------------------------------------------------------------------ hooks
+    def _forward(self, inputs: Any, training: bool) -> Any:
+        raise NotImplementedError
+
+    def _collect(self) -> list[tuple[str, tf.Variable, bool]]:
+        raise NotImplementedError
+
+    def _losses(self) -> list[tf.Tensor]:
+        return []
+
+    def _endpoints(self) -> dict[str, tf.Tensor]:
+        return {}
+
+    def _aliases(self, fmt: str) -> dict[str, str] | None:
+        """{canonical name: key in a checkpoint of format `fmt`}, or None if unsupported."""
+        return None
+
+    # ------------------------------------------------------------------ protocol
+    def _require_built(self) -> None:
+        if not self.built:
+            raise NotBuiltError(
+                f"Owner {self.name!r} has no variables yet: it is built on its first call. "
+                f"Fix: call {self.name}(example) or {self.name}.initialize(example) first."
+            )
+
+    @property
+    def variables(self) -> Mapping[str, tf.Variable]:
+        """Ordered mapping canonical name -> tf.Variable."""
+        self._require_built()
+        return OrderedDict((name, var) for name, var, _ in self._collect())
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        self._require_built()
+        return [var for _, var, trainable in self._collect() if trainable]
+
+    @property
+    def non_trainable_variables(self) -> list[tf.Variable]:
+        self._require_built()
+        return [var for _, var, trainable in self._collect() if not trainable]
+
+    @property
+    def losses(self) -> list[tf.Tensor]:
+        return list(self._losses()) if self.built else []
+
+    @property
+    def endpoints(self) -> dict[str, tf.Tensor]:
+        return dict(self._endpoints()) if self.built else {}
+
+    def initialize(self, example: Any = None, session: Any = None) -> Owner:
+        """Create (by calling on `example`) and initialize all variables without training.
+
+        In a TF1 graph, runs the variables' initializers in `session`.
+        """
+        if not self.built:
+            if example is None:
+                raise NotBuiltError(
+                    f"Owner {self.name!r} cannot create its variables without an example "
+                    f"input. Fix: {self.name}.initialize(example=<a batch of inputs>)."
+                )
+            self(example)
+        if session is not None:
+            init = self._graph_op("init", lambda: tf.compat.v1.variables_initializer(
+                list(self.variables.values())))
+            session.run(init)
+        return self
+
+    def save(self, path: str, session: Any = None) -> str:
+        from .checkpoint import save
+
+        return save(self, path, session=session)
+
+    def load(self, path: str, rules: Any = None, strict: bool = True, session: Any = None):
+        from .checkpoint import load
+
+        return load(self, path, rules=rules, strict=strict, session=session)
+
+    # ------------------------------------------------------------------ helpers
+    def _graph_op(self, key: Any, make: Any) -> Any:
+        """Build a TF1 graph op once per owner and graph (no graph growth per call)."""
+        graph = tf.compat.v1.get_default_graph()
+        cache_key = (id(graph), key)
+        if cache_key not in self._graph_cache:
+            with graph.as_default():
+                self._graph_cache[cache_key] = make()
+        return self._graph_cache[cache_key]
+
+    def leaves(self, prefix: str = "") -> Iterator[tuple[str, Owner]]:
+        """(key prefix, owner) for every non-composite owner under this one."""
+        yield prefix, self
+
+    def __repr__(self) -> str:
+        state = f"{len(self._collect())} variables" if self.built else "not built"
+        return f"<{type(self).__name__} {self.name!r} ({self.framework}, {state})>"

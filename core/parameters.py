@@ -1,0 +1,106 @@
+"""`Parameters`: an Owner made of named child owners, nested to any depth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import tensorflow as tf
+
+from .errors import NotBuiltError
+from .owner import Owner, check_name
+
+
+class Parameters(Owner):
+    """A composition of owners; each child's variable names are prefixed by its key.
+
+    >>> params = tu.Parameters("gan", generator=g, discriminator=d)
+    >>> params["generator"] is g
+    True
+    >>> list(params.variables)[:1]
+    ['generator/dense/kernel']
+    """
+
+    framework = "tfunite"
+
+    def __init__(self, name: str, **children: Any):
+        super().__init__(name)
+        from .registry import wrap
+
+        self._children: dict[str, Owner] = {}
+        for key, child in children.items():
+            check_name(key, "child")
+            self._children[key] = child if isinstance(child, Owner) else wrap(child, name=key)
+
+    @property
+    def built(self) -> bool:
+        return all(child.built for child in self._children.values())
+
+    @built.setter
+    def built(self, value: bool) -> None:  # Owner.__init__ sets it; derived here
+        pass
+
+    def __getitem__(self, key: str) -> Owner:
+        try:
+            return self._children[key]
+        except KeyError:
+            raise KeyError(
+                f"Parameters {self.name!r} has no child {key!r}; children: {sorted(self._children)}."
+            ) from None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._children
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._children)
+
+    def items(self):
+        return self._children.items()
+
+    def __call__(self, inputs: Any, training: bool = False) -> Any:
+        raise TypeError(
+            f"Parameters {self.name!r} is a container of owners, not a model: call its "
+            f"children (params['{next(iter(self._children), 'child')}'](x)) instead."
+        )
+
+    def _require_built(self) -> None:
+        missing = [k for k, c in self._children.items() if not c.built]
+        if missing:
+            raise NotBuiltError(
+                f"Parameters {self.name!r}: children {missing} have no variables yet. "
+                "Fix: call each child once (or child.initialize(example)) before asking "
+                "for the variables of the whole."
+            )
+
+    def _collect(self) -> list[tuple[str, tf.Variable, bool]]:
+        out = []
+        for key, child in self._children.items():
+            trainable = {id(v) for v in child.trainable_variables}
+            for name, var in child.variables.items():
+                out.append((f"{key}/{name}", var, id(var) in trainable))
+        return out
+
+    def _losses(self) -> list[tf.Tensor]:
+        return [loss for child in self._children.values() for loss in child.losses]
+
+    def _endpoints(self) -> dict[str, tf.Tensor]:
+        return {f"{k}/{n}": t for k, c in self._children.items() for n, t in c.endpoints.items()}
+
+    def initialize(self, example: Any = None, session: Any = None) -> Parameters:
+        if example is not None:
+            raise TypeError(
+                f"Parameters {self.name!r}.initialize takes no example: its children have "
+                "different inputs. Fix: initialize each child with its own example."
+            )
+        self._require_built()
+        self._check_unique()
+        for child in self._children.values():
+            child.initialize(session=session)
+        return self
+
+    def leaves(self, prefix: str = "") -> Iterator[tuple[str, Owner]]:
+        for key, child in self._children.items():
+            yield from child.leaves(f"{prefix}{key}/")
+
+    def __repr__(self) -> str:
+        return f"<Parameters {self.name!r} children={list(self._children)}>"
