@@ -1,2 +1,182 @@
-"""Optimizer (being written)."""
-class Optimizer: pass
+"""`Optimizer`: an owner for an optimizer's own variables (slots, step counter).
+
+Wraps a Keras 3, tf_keras or Sonnet 2 optimizer, or builds a Keras 3 one by name, over
+the trainable variables of one owner. Its variables have stable names derived from the
+owner's names (`momentum/dense/kernel`, `iteration`), so it can sit in a `Parameters`
+and be checkpointed with the model: a resumed run continues exactly.
+
+The framework is recognised by the class's module, so this file imports no framework
+except Keras 3 when an optimizer is built by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from .capture import capturing
+from .errors import GraphModeError, NotBuiltError
+from .owner import Owner, check_name
+
+
+def _kind(optimizer: Any) -> str:
+    for cls in type(optimizer).__mro__:
+        root = (cls.__module__ or "").split(".")[0]
+        if root in ("keras", "tf_keras", "sonnet"):
+            return root
+    raise TypeError(
+        f"tu.Optimizer cannot wrap {type(optimizer).__module__}.{type(optimizer).__qualname__}: "
+        "expected a Keras 3, tf_keras or Sonnet 2 optimizer, or a Keras optimizer name "
+        "such as 'adam'."
+    )
+
+
+def _tf_variable(v: Any) -> tf.Variable:
+    """The tf.Variable behind a Keras 3 variable (tf.Variable itself otherwise)."""
+    return v if isinstance(v, tf.Variable) else v.value
+
+
+def _is_variable(v: Any) -> bool:
+    return isinstance(v, tf.Variable) or (hasattr(v, "value") and isinstance(getattr(v, "value", None), tf.Variable))
+
+
+class Optimizer(Owner):
+    """An optimizer that owns its variables.
+
+    >>> opt = tu.Optimizer("adam", params["discriminator"], learning_rate=1e-3)
+    >>> loss = opt.minimize(lambda: loss_fn())      # eagerly or inside tf.function
+    """
+
+    framework = "optimizer"
+
+    def __init__(self, optimizer: Any, owner: Owner, name: str | None = None, **kwargs: Any):
+        if isinstance(optimizer, str):
+            import keras
+
+            try:
+                optimizer = keras.optimizers.get({"class_name": optimizer, "config": kwargs})
+            except ValueError as e:
+                raise ValueError(
+                    f"Unknown optimizer name {optimizer!r} ({e}). Fix: use a Keras 3 optimizer "
+                    "name such as 'adam', 'sgd', 'rmsprop', or pass an optimizer instance."
+                ) from None
+        elif kwargs:
+            raise TypeError(
+                f"Options {sorted(kwargs)} are only accepted with an optimizer name; "
+                "configure the optimizer instance itself instead."
+            )
+        self.kind = _kind(optimizer)
+        super().__init__(check_name(name or "optimizer"))
+        self.optimizer = optimizer
+        self.owner = owner
+
+    # The owner's trainable variables at build time, in the owner's order.
+    def _var_list(self) -> list[tf.Variable]:
+        return self.owner.trainable_variables
+
+    def build(self) -> Optimizer:
+        """Create the slot variables and the step counter (idempotent)."""
+        if self.built:
+            return self
+        var_list = self._var_list()
+        self._refs = {id(v): n for n, v in self.owner.variables.items()}
+        self._built_for = [id(v) for v in var_list]
+        with capturing(self):
+            if self.kind == "sonnet":
+                if hasattr(self.optimizer, "_initialize"):
+                    self.optimizer._initialize(var_list)
+            else:
+                self.optimizer.build(var_list)
+        self.built = True
+        self._check_unique()
+        return self
+
+    def __call__(self, inputs: Any, training: bool = False) -> Any:
+        raise TypeError("tu.Optimizer is not called; use opt.minimize(loss_fn) or opt.apply(grads).")
+
+    def apply(self, grads: list[Any]) -> None:
+        """Apply `grads`, given in the order of `owner.trainable_variables`."""
+        self.build()
+        var_list = self._var_list()
+        if [id(v) for v in var_list] != self._built_for:
+            raise NotBuiltError(
+                f"Optimizer {self.name!r}: the trainable variables of {self.owner.name!r} "
+                "changed since the optimizer was built (a layer was frozen or added). "
+                "Fix: create a new tu.Optimizer for the new set of variables."
+            )
+        if len(grads) != len(var_list):
+            raise ValueError(f"Optimizer {self.name!r}: got {len(grads)} gradients for "
+                             f"{len(var_list)} trainable variables of {self.owner.name!r}.")
+        missing = [self._refs[id(v)] for g, v in zip(grads, var_list) if g is None]
+        if missing:
+            raise ValueError(
+                f"Optimizer {self.name!r}: no gradient for {missing}. The loss does not depend "
+                "on these variables. Fix: check the loss uses this owner's outputs, or freeze them."
+            )
+        if self.kind == "keras":
+            self.optimizer.apply(grads, var_list)
+        elif self.kind == "tf_keras":
+            self.optimizer.apply_gradients(zip(grads, var_list))
+        else:
+            self.optimizer.apply(grads, var_list)
+
+    def minimize(self, loss_fn: Any) -> tf.Tensor:
+        """Compute `loss_fn()` under a tape, apply its gradients, return the loss."""
+        self.build()
+        var_list = self._var_list()
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        self.apply(tape.gradient(loss, var_list))
+        return loss
+
+    def train_op(self, loss: tf.Tensor) -> tf.Operation:
+        """TF1 graph mode: one op that applies the gradients of `loss` and runs the
+        owner's update ops (BatchNorm moving statistics)."""
+        if tf.executing_eagerly():
+            raise GraphModeError("train_op() is for TF1 graphs; eagerly use minimize(loss_fn).")
+        if self.kind == "keras":
+            raise GraphModeError(
+                f"Optimizer {self.name!r} wraps a Keras 3 optimizer, which does not run in a "
+                "TF1 Session. Fix: use a tf_keras or Sonnet optimizer in graph mode."
+            )
+        self.build()
+        var_list = self._var_list()
+        updates = [op for _, leaf in self.owner.leaves() for op in getattr(leaf, "_updates", list)()]
+        grads = tf.gradients(loss, var_list)
+        with tf.control_dependencies(updates):
+            if self.kind == "tf_keras":
+                return self.optimizer.apply_gradients(zip(grads, var_list))
+            # Sonnet's apply is eager-style Python; inside a graph it must be traced.
+            apply = tf.function(lambda *g: self.optimizer.apply(list(g), var_list) or tf.constant(0))
+            return apply(*grads).op
+
+    # ---------------------------------------------------------------- hooks
+    def _collect(self) -> list[tuple[str, tf.Variable, bool]]:
+        opt = self.optimizer
+        refs = self._refs
+        out: list[tuple[str, tf.Variable, bool]] = []
+        in_slots: set[int] = set()
+        n = len(self._built_for)
+        ref_ids = set(self._built_for)
+        for attr, value in sorted(vars(opt).items()):
+            if not isinstance(value, (list, tuple)) or len(value) != n or n == 0:
+                continue
+            if not all(v is None or _is_variable(v) for v in value):
+                continue
+            tf_vars = [None if v is None else _tf_variable(v) for v in value]
+            if any(v is not None and id(v) in ref_ids for v in tf_vars):
+                continue  # the variable list itself
+            slot = attr.strip("_")
+            slot = slot[:-1] if slot.endswith("s") and slot not in ("bias",) else slot
+            for ref_id, var in zip(self._built_for, tf_vars):
+                if var is not None:
+                    out.append((f"{slot}/{refs[ref_id]}", var, False))
+                    in_slots.add(id(var))
+        variables = opt.variables() if callable(getattr(opt, "variables", None)) else opt.variables
+        scalars = []
+        for v in variables:
+            var = _tf_variable(v)
+            if id(var) not in in_slots:
+                scalars.append((var.name.split("/")[-1].split(":")[0], var, False))
+        return scalars + out

@@ -1,0 +1,62 @@
+"""Stable names for Keras-style layer trees.
+
+Keras numbers auto-generated layer names per process (`dense`, `dense_1`, ...), so the
+same model code gets different names depending on what was built before it. Owners name
+a layer by its path in the model's own structure instead, renumbering auto-generated
+names among siblings in order: the first unnamed `Dense` child is `dense`, the second
+`dense_1`, whatever the process built earlier. Names a user gave are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+AutoBase = Callable[[Any], str]
+
+
+def snake_case(name: str) -> str:
+    """Keras' `to_snake_case` (the base of its auto-generated layer names)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def stable_child_names(children: Iterable[Any]) -> list[tuple[str, Any]]:
+    """[(stable name, child)] for one parent's children, in order."""
+    counts: dict[str, int] = {}
+    out = []
+    for child in children:
+        base = snake_case(type(child).__name__)
+        name = child.name
+        if re.fullmatch(re.escape(base) + r"(_\d+)?", name):  # auto-generated: renumber
+            n = counts.get(base, 0)
+            counts[base] = n + 1
+            name = base if n == 0 else f"{base}_{n}"
+        out.append((name, child))
+    return out
+
+
+def walk(root: Any, children: Callable[[Any], list[Any]],
+         own_variables: Callable[[Any], list[tuple[str, Any]]]) -> list[tuple[str, Any]]:
+    """[(path, variable)] for a layer tree: `own_variables(layer)` gives (name, var) pairs
+    a layer holds itself, `children(layer)` its direct sub-layers. Shared layers and
+    variables are listed once, at their first path."""
+    out: list[tuple[str, Any]] = []
+    seen_layers: set[int] = set()
+    seen_vars: set[int] = set()
+
+    def visit(layer: Any, prefix: str) -> None:
+        if id(layer) in seen_layers:
+            return
+        seen_layers.add(id(layer))
+        for name, var in own_variables(layer):
+            if id(var) not in seen_vars:
+                seen_vars.add(id(var))
+                out.append((prefix + name, var))
+        for name, child in stable_child_names(children(layer)):
+            visit(child, f"{prefix}{name}/")
+
+    visit(root, "")
+    return out
