@@ -12,10 +12,9 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-
 from tfunite.checkpoint import object_paths
-from tfunite.owner import Owner
 from tfunite.naming import stable_child_names, walk
+from tfunite.owner import Owner
 
 
 def _own_variables(layer: Any) -> list[tuple[str, Any]]:

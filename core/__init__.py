@@ -34,8 +34,9 @@ __version__ = "0.1.0"
 
 def slim(fn: Any, name: str, arg_scope: Any = None) -> Owner:
     """Wrap a TF-Slim function `fn(inputs, is_training) -> net or (net, end_points)`."""
-    from .registry import BRIDGES  # noqa: F401
     import tfunite.bridges as bridges
+
+    from .registry import BRIDGES  # noqa: F401
 
     return bridges.SLIM.load()(fn, name=name, arg_scope=arg_scope)
 

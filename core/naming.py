@@ -9,9 +9,12 @@ names among siblings in order: the first unnamed `Dense` child is `dense`, the s
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import tensorflow as tf
 
 AutoBase = Callable[[Any], str]
 
@@ -59,4 +62,26 @@ def walk(root: Any, children: Callable[[Any], list[Any]],
             visit(child, f"{prefix}{name}/")
 
     visit(root, "")
+    return out
+
+
+def training_kwargs(fn: Any, training: bool) -> dict[str, bool]:
+    """Pass `training` as `is_training=` or `training=`, whichever `fn` accepts."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    for key in ("is_training", "training"):
+        if key in params:
+            return {key: training}
+    return {}
+
+
+def attribute_names(module: tf.Module, prefix: str) -> list[tuple[str, tf.Variable]]:
+    """[(prefix + attribute path, variable)] for every variable of a tf.Module."""
+    out, seen = [], set()
+    for path, var in module._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True):
+        if id(var) not in seen:
+            seen.add(id(var))
+            out.append((prefix + "/".join(str(p).lstrip("_") for p in path), var))
     return out

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import RuleError
 
-RuleSpec = Union[Mapping[str, str], Sequence[tuple[str, Union[str, None]]], "Rules", None]
+RuleSpec = Union[Mapping[str, str], Sequence[tuple[str, str | None]], "Rules", None]
 
 
 @dataclass(frozen=True)
