@@ -1,0 +1,145 @@
+"""The TF-Slim bridge: `tu.slim(fn, name, arg_scope=None)` wraps Slim code into an owner.
+
+`fn(inputs, is_training)` builds with `tf_slim` and returns `net` or `(net, end_points)`,
+like every net in `tf_slim.nets`:
+
+>>> from tf_slim.nets import vgg
+>>> trunk = tu.slim(vgg.vgg_16, name="vgg_16", arg_scope=vgg.vgg_arg_scope())
+>>> logits = trunk(images, training=True)          # eager, tf.function or TF1 graph
+>>> list(trunk.variables)[0]
+'vgg_16/conv1/conv1_1/weights'
+
+Variables are created once, on the first call, and reused on every later call; their
+canonical names are exactly the TF1 names (a Slim checkpoint's keys). Eagerly and in
+`tf.function` this runs on `bridges._tf1.TF1Variables`; in a TF1 graph it runs natively
+(Saver, `UPDATE_OPS` and `REGULARIZATION_LOSSES` work as TF1 code expects).
+
+- `owner.endpoints`: the end_points of the last call (returned by `fn`, or collected
+  from the `*end_points` collections of the call), with no collection growing between
+  calls.
+- `owner.losses`: the regularizers Slim's arg_scopes attached (weight decay).
+- Batch-norm statistics update on `training=True` eagerly and in `tf.function`; in a
+  TF1 graph `owner._updates()` gives the `UPDATE_OPS` to run with the train op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import tensorflow as tf
+from tfunite import fixes
+from tfunite.bridges import legacy  # noqa: F401  (registers the legacy fixes)
+from tfunite.bridges._tf1 import CallRecord, TF1Variables
+from tfunite.owner import Owner
+
+_LOSSES_KEY = tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES
+_UPDATES_KEY = tf.compat.v1.GraphKeys.UPDATE_OPS
+
+
+def _import_slim() -> Any:
+    try:
+        import tf_slim
+    except ImportError as e:
+        from tfunite.errors import missing_dependency
+
+        raise missing_dependency("tf-slim", "slim", "tu.slim") from e
+    return tf_slim
+
+
+class SlimOwner(Owner):
+    """Owns the variables of a TF-Slim function `fn(inputs, is_training)`.
+
+    Args:
+        fn: builds the net with tf_slim; returns `net` or `(net, end_points)`.
+        name: the owner's name (not a scope: the variables keep Slim's own names).
+        arg_scope: an arg_scope dict (e.g. `vgg.vgg_arg_scope()`) applied around `fn`.
+    """
+
+    framework: ClassVar[str] = "tf_slim"
+    supports_graph: ClassVar[bool] = True
+
+    @classmethod
+    def decline_reason(cls, obj: Any) -> str | None:
+        return "TF-Slim code is a function: wrap it with tu.slim(fn, name=...), not tu.wrap"
+
+    def __init__(self, fn: Callable[..., Any], name: str, arg_scope: Any = None):
+        super().__init__(name)
+        if not callable(fn):
+            raise TypeError(
+                f"tu.slim(fn, name={name!r}): expected fn to be a function "
+                f"fn(inputs, is_training) -> net or (net, end_points); got "
+                f"{type(fn).__name__}. Fix: pass e.g. tf_slim.nets.vgg.vgg_16 or a def."
+            )
+        if arg_scope is not None and not isinstance(arg_scope, dict):
+            raise TypeError(
+                f"tu.slim(fn, name={name!r}): expected arg_scope to be the dict an "
+                f"arg_scope function returns (e.g. vgg.vgg_arg_scope()); got "
+                f"{type(arg_scope).__name__}. Fix: call the arg_scope function: "
+                "arg_scope=vgg.vgg_arg_scope()."
+            )
+        fixes.ensure("slim")
+        self._slim = _import_slim()
+        self._fn = fn
+        self._arg_scope = arg_scope
+        self._tf1 = TF1Variables(owner=name, framework=self.framework)
+        self._last_endpoints: dict[str, tf.Tensor] = {}
+        self._graph_losses: list[tf.Tensor] = []
+        self._graph_updates: list[Any] = []
+
+    # ------------------------------------------------------------------ hooks
+    def _forward(self, inputs: Any, training: bool) -> Any:
+        first = not self._tf1.frozen
+        with self._tf1.call() as record:
+            with contextlib.ExitStack() as stack:
+                if self._arg_scope is not None:
+                    stack.enter_context(self._slim.arg_scope(self._arg_scope))
+                out = self._fn(inputs, training)
+        net, end_points = out if _is_pair(out) else (out, None)
+        self._last_endpoints = (
+            dict(end_points) if end_points is not None else _collected_endpoints(record)
+        )
+        if record.graph is not None:
+            if first:
+                self._graph_losses = list(record.collections.get(_LOSSES_KEY, []))
+            self._graph_updates.extend(
+                u for u in record.collections.get(_UPDATES_KEY, [])
+                if not any(u is seen for seen in self._graph_updates))
+        return net
+
+    def _collect(self) -> list[tuple[str, tf.Variable, bool]]:
+        return [(name, var, bool(var.trainable)) for name, var in self._tf1.variables]
+
+    def _losses(self) -> list[tf.Tensor]:
+        if self._graph is not None:
+            return list(self._graph_losses)
+        return self._tf1.regularization_losses()
+
+    def _endpoints(self) -> dict[str, tf.Tensor]:
+        return self._last_endpoints
+
+    def _aliases(self, fmt: str) -> dict[str, str] | None:
+        return None  # Slim has only TF1 name-based checkpoints: canonical names are the keys
+
+    def _updates(self) -> list[Any]:
+        """TF1 graph: the `UPDATE_OPS` (batch-norm moving statistics) the owner's calls
+        created; run them with the train op. Eagerly and in `tf.function` the updates
+        run during the call, so this is empty."""
+        return list(self._graph_updates)
+
+
+def _is_pair(out: Any) -> bool:
+    return isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)
+
+
+def _collected_endpoints(record: CallRecord) -> dict[str, tf.Tensor]:
+    """end_points from the `*end_points` collections the call wrote (Slim's convention)."""
+    points: dict[str, tf.Tensor] = {}
+    for key, items in record.collections.items():
+        if not key.endswith("end_points"):
+            continue
+        for item in items:
+            for alias in getattr(item, "aliases", []) or []:
+                points[alias] = item
+    return points
