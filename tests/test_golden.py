@@ -1,0 +1,87 @@
+"""Golden checkpoints: today's code loads every checked-in checkpoint exactly.
+
+`tests/golden/<bridge>/` holds tiny checkpoints written by `python -m tfunite.tools.golden`
+(tfunite's own format and the framework's native ones) with deterministic values. A
+change of variable names (in tfunite or in a framework) or of how a format is read
+fails here, naming the bridge, the format and the variable.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tfunite.tools import compat, golden
+
+BRIDGES = sorted(golden.NATIVE_FORMATS)
+
+# Bridges whose goldens cannot be written yet, with the reason (keep this empty).
+NO_GOLDEN: dict[str, str] = {}
+
+
+def test_every_registered_bridge_has_goldens_or_a_reason():
+    for bridge in compat.registered_bridges():
+        assert bridge in golden.NATIVE_FORMATS, f"{bridge}: add its native formats to golden.py"
+        manifest = golden.GOLDEN_DIR / bridge / "manifest.json"
+        assert manifest.is_file() or bridge in NO_GOLDEN, (
+            f"{bridge} has no golden checkpoints; run `python -m tfunite.tools.golden "
+            f"--bridge {bridge}` or add it to NO_GOLDEN with a reason"
+        )
+
+
+@pytest.mark.parametrize("bridge", BRIDGES)
+def test_golden_loads_exactly(bridge):
+    if bridge in NO_GOLDEN:
+        pytest.skip(NO_GOLDEN[bridge])
+    assert golden.verify(bridge) == []
+
+
+@pytest.mark.parametrize("bridge", BRIDGES)
+def test_golden_files_are_tiny_and_complete(bridge):
+    directory = golden.GOLDEN_DIR / bridge
+    if not (directory / "manifest.json").is_file():
+        pytest.skip(NO_GOLDEN.get(bridge, "no goldens"))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert set(manifest["formats"]) == {"tfunite", *golden.NATIVE_FORMATS[bridge]}
+    size = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+    assert size < 64 * 1024, f"{bridge} goldens are {size} bytes; keep them a few KB"
+    assert all(v["name"] and not v["name"].endswith(":0") for v in manifest["variables"])
+
+
+def test_golden_values_are_deterministic_and_distinct():
+    variables = [
+        {"name": "a", "shape": [2, 3], "dtype": "float32"},
+        {"name": "b", "shape": [2, 3], "dtype": "float32"},
+    ]
+    values = golden.golden_values(variables)
+    assert values["a"].ravel().tolist() == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04, 0.05])
+    assert values["b"][0, 0] == 1.0  # same shape, different values: a swap is caught
+    assert values["a"].dtype.name == "float32"
+
+
+def test_renamed_variable_is_caught(tmp_path):
+    import shutil
+
+    shutil.copytree(golden.GOLDEN_DIR / "tf_module", tmp_path / "tf_module")
+    path = tmp_path / "tf_module" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["variables"][0]["name"] = "renamed/w"
+    path.write_text(json.dumps(manifest))
+    [problem] = golden.verify("tf_module", root=tmp_path)
+    assert problem.startswith("tf_module: variable names changed since the goldens were written")
+    assert "renamed/w" in problem
+
+
+def test_changed_value_is_caught(tmp_path):
+    import shutil
+
+    import tfunite as tu
+
+    shutil.copytree(golden.GOLDEN_DIR / "tf_module", tmp_path / "tf_module")
+    owner, _ = compat.built(compat.CASES["tf_module"])
+    compat.fill(owner, 3.0)
+    shutil.rmtree(tmp_path / "tf_module" / "tfunite")
+    tu.save(owner, str(tmp_path / "tf_module" / "tfunite"))
+    problems = golden.verify("tf_module", root=tmp_path)
+    assert problems and all(p.startswith("tf_module tfunite: ") for p in problems)
+    assert "is not restored exactly" in problems[0]
