@@ -28,10 +28,9 @@ class SonnetOwner(Owner):
 
     def __init__(self, module: Any, name: str | None = None):
         super().__init__(name or module.name)
+        # Built on the first call: Sonnet modules create some variables in __init__
+        # (BatchNorm's counters) and the rest on first use, so "has variables" is no signal.
         self.module = module
-        if tf.Module.variables.fget(module):  # Sonnet's own property raises when empty
-            self.built = True
-            self._check_unique()
 
     def _forward(self, inputs: Any, training: bool) -> Any:
         return self.module(inputs, **training_kwargs(self.module.__call__, training))

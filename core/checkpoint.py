@@ -92,11 +92,23 @@ class TFReader(Reader):
     def read(self, name: str) -> np.ndarray:
         try:
             return self._reader.get_tensor(self._keys[name])
-        except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InternalError) as e:
-            raise CheckpointError(
-                f"Checkpoint {self.path}: tensor {name!r} is corrupted ({_first_line(e)}). "
-                "Fix: restore the checkpoint from a good copy."
-            ) from None
+        except tf.errors.OpError as e:
+            raise self._corrupt(name, e) from None
+
+    def read_tensor(self, name: str) -> tf.Tensor:
+        """Eager fast path: one RestoreV2 straight into a tensor (no numpy copies)."""
+        dtype = tf.as_dtype(self.entries[name][1])
+        try:
+            return tf.raw_ops.RestoreV2(prefix=self.prefix, tensor_names=[self._keys[name]],
+                                        shape_and_slices=[""], dtypes=[dtype])[0]
+        except tf.errors.OpError as e:
+            raise self._corrupt(name, e) from None
+
+    def _corrupt(self, name: str, e: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"Checkpoint {self.path}: tensor {name!r} cannot be read ({_first_line(e)}): the "
+            "data file is corrupted. Fix: restore the checkpoint from a good copy."
+        )
 
     def verify(self) -> None:
         if not self.v2:
@@ -425,9 +437,25 @@ def load(owner: Owner | Mapping[str, tf.Variable], path: str | os.PathLike,
             return report
         reader.verify()
         assign = _assigner(owner, session)
+        fast = session is None and isinstance(reader, TFReader)
+        done: list[str] = []
         for match, var, transform in steps:
-            value = reader.read(match.source)
-            assign(var, transform.forward(value) if transform else value)
+            try:
+                if fast and transform is None:
+                    value = reader.read_tensor(match.source)
+                else:
+                    value = reader.read(match.source)
+                    value = transform.forward(value) if transform else value
+            except CheckpointError as e:
+                # Metadata and file sizes were valid, so this is corruption inside the data
+                # (caught by TF's per-tensor CRC). Say exactly what was already assigned.
+                raise CheckpointError(
+                    f"{e} {len(done)} of {len(steps)} variables had already been assigned "
+                    f"({', '.join(done[:5])}{', ...' if len(done) > 5 else ''}); reload a good "
+                    "checkpoint before using the model."
+                ) from None
+            assign(var, value)
+            done.append(match.target)
         report.applied = True
         return report
     finally:

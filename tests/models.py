@@ -1,0 +1,121 @@
+"""Model factories shared by the tests and by fresh-process checks.
+
+Each factory builds the same model code every time; fresh-process tests import them
+after building unrelated layers first, so Keras' per-process auto-numbering differs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def example(shape=(4, 6), seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def keras_sequential():
+    import keras
+
+    return keras.Sequential([
+        keras.layers.Dense(8, activation="relu"),
+        keras.layers.BatchNormalization(),
+        keras.layers.Dropout(0.25),
+        keras.layers.Dense(3),
+    ])
+
+
+def keras_functional():
+    import keras
+
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(8, activation="tanh")(inp)
+    h = keras.layers.Dense(8, activation="tanh", name="hidden")(h)
+    return keras.Model(inp, keras.layers.Dense(2)(h))
+
+
+def keras_subclassed():
+    import keras
+
+    class Block(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.a = keras.layers.Dense(5)
+            self.inner = keras.Sequential([keras.layers.Dense(4), keras.layers.LayerNormalization()])
+
+        def call(self, x, training=False):
+            return self.inner(tf.nn.relu(self.a(x)), training=training)
+
+    return Block()
+
+
+def tf_keras_sequential():
+    import tf_keras
+
+    return tf_keras.Sequential([
+        tf_keras.layers.Dense(8, activation="relu"),
+        tf_keras.layers.BatchNormalization(),
+        tf_keras.layers.Dense(3),
+    ])
+
+
+def sonnet_mlp():
+    import sonnet as snt
+
+    return snt.nets.MLP([8, 3], name="mlp")
+
+
+def sonnet_bn():
+    import sonnet as snt
+
+    class Net(snt.Module):
+        def __init__(self):
+            super().__init__(name="net")
+            self.lin = snt.Linear(8)
+            self.bn = snt.BatchNorm(create_scale=True, create_offset=True)
+            self.out = snt.Linear(3)
+
+        def __call__(self, x, is_training=False):
+            return self.out(tf.nn.relu(self.bn(self.lin(x), is_training=is_training)))
+
+    return Net()
+
+
+def tf_module():
+    class Affine(tf.Module):
+        def __init__(self):
+            super().__init__(name="affine")
+            self.w = tf.Variable(tf.random.normal([6, 3], seed=1))
+            self.b = tf.Variable(tf.zeros([3]))
+
+        def __call__(self, x):
+            return x @ self.w + self.b
+
+    return Affine()
+
+
+def pollute() -> None:
+    """Build unrelated layers so Keras' auto-numbering is not at zero."""
+    import keras
+
+    for _ in range(3):
+        keras.layers.Dense(1)(tf.zeros([1, 1]))
+        keras.Sequential([keras.layers.Dense(1), keras.layers.BatchNormalization()])
+    try:
+        import tf_keras
+
+        tf_keras.layers.Dense(1)(tf.zeros([1, 1]))
+        tf_keras.layers.BatchNormalization()(tf.zeros([1, 1]))
+    except ImportError:
+        pass
+
+
+FACTORIES = {
+    "keras_sequential": keras_sequential,
+    "keras_functional": keras_functional,
+    "keras_subclassed": keras_subclassed,
+    "tf_keras_sequential": tf_keras_sequential,
+    "sonnet_mlp": sonnet_mlp,
+    "sonnet_bn": sonnet_bn,
+    "tf_module": tf_module,
+}
