@@ -168,8 +168,8 @@ class TF1Variables:
         record = CallRecord(graph=graph)
         default = ops.get_default_graph()
         before = {key: len(default.get_collection(key)) for key in default.get_all_collection_keys()}
-        counts = vs.get_variable_scope_store().variable_scopes_count
-        saved_counts = dict(counts)
+        scope_store = vs.get_variable_scope_store()
+        saved_counts = dict(scope_store.variable_scopes_count)
         try:
             if graph is None:
                 with self._eager_scope():
@@ -185,8 +185,7 @@ class TF1Variables:
                 self._graph = None
             raise
         finally:
-            counts.clear()
-            counts.update(saved_counts)
+            scope_store.variable_scopes_count = saved_counts
             for key in default.get_all_collection_keys():
                 items = default.get_collection_ref(key)
                 added = items[before.get(key, 0):]

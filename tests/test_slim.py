@@ -1,0 +1,471 @@
+"""The TF-Slim bridge against the real tf_slim: eager, tf.function and TF1 graph + Session.
+
+Every net of `tf_slim.nets` runs in all three modes with names equal to the TF1 names;
+endpoints, regularization losses, batch-norm updates, error messages and the legacy
+fixes are checked on small nets so the file stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+tf_slim = pytest.importorskip("tf_slim")
+
+import tfunite as tu  # noqa: E402
+from tfunite import fixes  # noqa: E402
+from tfunite.bridges import legacy  # noqa: E402
+from tfunite.bridges.slim import SlimOwner  # noqa: E402
+from tfunite.errors import DuplicateVariablesError, OwnershipError  # noqa: E402
+
+slim = tf_slim
+ops = tf.compat.v1.get_default_graph  # the eager "global" graph holding TF1 collections
+
+
+def _nets():
+    from tf_slim.nets import alexnet, inception, overfeat, resnet_v1, resnet_v2, vgg
+
+    return {
+        # name: (net fn, arg_scope fn, input size)
+        "alexnet_v2": (alexnet.alexnet_v2, alexnet.alexnet_v2_arg_scope, 224),
+        "overfeat": (overfeat.overfeat, overfeat.overfeat_arg_scope, 231),
+        "vgg_a": (vgg.vgg_a, vgg.vgg_arg_scope, 224),
+        "vgg_16": (vgg.vgg_16, vgg.vgg_arg_scope, 224),
+        "vgg_19": (vgg.vgg_19, vgg.vgg_arg_scope, 224),
+        "inception_v1": (inception.inception_v1, inception.inception_v1_arg_scope, 224),
+        "inception_v2": (inception.inception_v2, inception.inception_v2_arg_scope, 32),
+        "inception_v3": (inception.inception_v3, inception.inception_v3_arg_scope, 128),
+        "resnet_v1_50": (resnet_v1.resnet_v1_50, resnet_v1.resnet_arg_scope, 32),
+        "resnet_v1_101": (resnet_v1.resnet_v1_101, resnet_v1.resnet_arg_scope, 32),
+        "resnet_v1_152": (resnet_v1.resnet_v1_152, resnet_v1.resnet_arg_scope, 32),
+        "resnet_v1_200": (resnet_v1.resnet_v1_200, resnet_v1.resnet_arg_scope, 32),
+        "resnet_v2_50": (resnet_v2.resnet_v2_50, resnet_v2.resnet_arg_scope, 32),
+        "resnet_v2_101": (resnet_v2.resnet_v2_101, resnet_v2.resnet_arg_scope, 32),
+        "resnet_v2_152": (resnet_v2.resnet_v2_152, resnet_v2.resnet_arg_scope, 32),
+        "resnet_v2_200": (resnet_v2.resnet_v2_200, resnet_v2.resnet_arg_scope, 32),
+    }
+
+
+NET_NAMES = [
+    "alexnet_v2", "overfeat", "vgg_a", "vgg_16", "vgg_19", "inception_v1", "inception_v2",
+    "inception_v3", "resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v1_200",
+    "resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200",
+]
+
+
+def net_owner(name: str, num_classes: int = 2) -> tuple[SlimOwner, int]:
+    fn, arg_scope, size = _nets()[name]
+
+    def build(inputs, is_training):
+        return fn(inputs, num_classes=num_classes, is_training=is_training)
+
+    return tu.slim(build, name=name, arg_scope=arg_scope()), size
+
+
+def collection_sizes() -> dict[str, int]:
+    graph = ops()
+    return {key: len(graph.get_collection(key)) for key in graph.get_all_collection_keys()}
+
+
+def image(size: int, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- all 16 nets
+
+
+@pytest.mark.parametrize("name", NET_NAMES)
+def test_net_eager_function_graph(name):
+    """One test per net (the heaviest part of this file): eager, tf.function, graph."""
+    owner, size = net_owner(name)
+    x = image(size)
+    before = collection_sizes()
+
+    out = owner(tf.constant(x)).numpy()
+    names = list(owner.variables)
+    assert names[0].startswith(name.replace("inception_v", "InceptionV"))
+    assert all(":" not in n for n in names)
+    assert owner.endpoints and len(owner.losses) > 0
+    again = owner(tf.constant(x)).numpy()
+    np.testing.assert_allclose(again, out, rtol=1e-6, atol=1e-6)
+    assert list(owner.variables) == names  # reused, not duplicated
+
+    traced = tf.function(lambda inputs: owner(inputs))(tf.constant(x)).numpy()
+    # tf.function runs grappler (conv+bias+relu / batch-norm fusion), which rounds
+    # differently from eager op-by-op execution: float noise, not different weights.
+    np.testing.assert_allclose(traced, out, rtol=1e-4, atol=1e-4)
+    assert list(owner.variables) == names
+    assert collection_sizes() == before  # no end_points (or other) collection leak
+
+    graph = tf.Graph()
+    with graph.as_default():
+        g_owner, _ = net_owner(name)
+        placeholder = tf.compat.v1.placeholder(tf.float32, x.shape)
+        g_out = g_owner(placeholder)
+        assert [(n, v.shape.as_list()) for n, v in g_owner.variables.items()] == [
+            (n, v.shape.as_list()) for n, v in owner.variables.items()]
+        assert sorted(g_owner.endpoints) == sorted(owner.endpoints)
+        assert len(g_owner.losses) == len(owner.losses)
+        assert {v.name for v in tf.compat.v1.global_variables()} == {
+            v.name for v in g_owner.variables.values()}
+        with tf.compat.v1.Session(graph=graph) as sess:
+            g_owner.initialize(session=sess)
+            assert sess.run(g_out, {placeholder: x}).shape == out.shape
+
+
+# ---------------------------------------------------------------------- endpoints
+
+
+def test_endpoints_of_last_call_and_no_collection_growth():
+    owner, size = net_owner("resnet_v1_50")
+    before = collection_sizes()
+    counts = []
+    for _ in range(3):
+        owner(tf.constant(image(size)))
+        counts.append(len(owner.endpoints))
+        assert collection_sizes() == before
+    assert counts[0] == counts[1] == counts[2] > 70
+    points = owner.endpoints
+    assert "resnet_v1_50/block1" in points and isinstance(points["resnet_v1_50/block1"], tf.Tensor)
+
+
+def test_endpoints_collected_when_fn_returns_only_net():
+    def fn(inputs, is_training):
+        with tf.compat.v1.variable_scope("tiny", values=[inputs]) as sc:
+            with slim.arg_scope([slim.conv2d, slim.max_pool2d],
+                                outputs_collections=sc.original_name_scope + "_end_points"):
+                net = slim.conv2d(inputs, 4, [3, 3], scope="conv1")
+                return slim.max_pool2d(net, [2, 2], scope="pool1")
+
+    eager = tu.slim(fn, name="tiny")
+    eager(tf.ones([1, 8, 8, 3]))
+    assert sorted(eager.endpoints) == ["tiny/conv1", "tiny/pool1"]
+    with tf.Graph().as_default():
+        g_owner = tu.slim(fn, name="tiny")
+        g_owner(tf.ones([1, 8, 8, 3]))
+        assert sorted(g_owner.endpoints) == ["tiny/conv1", "tiny/pool1"]
+
+
+# ---------------------------------------------------------------------- losses
+
+
+WEIGHT_DECAY = 0.01
+
+
+def small_fn(inputs, is_training):
+    with tf.compat.v1.variable_scope("small", values=[inputs]):
+        net = slim.conv2d(inputs, 4, [3, 3], scope="conv1")
+        net = slim.batch_norm(net, is_training=is_training, scope="bn")
+        net = slim.flatten(net)
+        return slim.fully_connected(net, 3, activation_fn=None, scope="logits")
+
+
+def small_scope():
+    with slim.arg_scope([slim.conv2d, slim.fully_connected],
+                        weights_regularizer=slim.l2_regularizer(WEIGHT_DECAY)) as sc:
+        return sc
+
+
+def expected_decay(owner) -> float:
+    weights = [v for n, v in owner.variables.items() if n.endswith("/weights")]
+    assert len(weights) == 2
+    return sum(WEIGHT_DECAY * float(np.sum(np.square(w.numpy()))) / 2 for w in weights)
+
+
+def test_weight_decay_losses_eager_and_function():
+    owner = tu.slim(small_fn, name="small", arg_scope=small_scope())
+    owner(tf.ones([2, 6, 6, 3]))
+    assert len(owner.losses) == 2
+    total = float(tf.add_n(owner.losses))
+    np.testing.assert_allclose(total, expected_decay(owner), rtol=1e-6)
+
+    @tf.function
+    def in_function(x):
+        owner(x)
+        return tf.add_n(owner.losses)
+
+    np.testing.assert_allclose(float(in_function(tf.ones([2, 6, 6, 3]))), total, rtol=1e-6)
+    for var in owner.trainable_variables:  # losses follow the current values
+        var.assign(var * 2.0)
+    np.testing.assert_allclose(float(tf.add_n(owner.losses)), 4 * total, rtol=1e-6)
+
+
+def test_weight_decay_losses_graph():
+    with tf.Graph().as_default() as graph:
+        owner = tu.slim(small_fn, name="small", arg_scope=small_scope())
+        owner(tf.ones([2, 6, 6, 3]))
+        owner(tf.ones([2, 6, 6, 3]))  # a second call adds no second set of losses
+        assert len(owner.losses) == 2
+        total = tf.add_n(owner.losses)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            owner.initialize(session=sess)
+            weights = [v for n, v in owner.variables.items() if n.endswith("/weights")]
+            values = sess.run(weights)
+            expected = sum(WEIGHT_DECAY * float(np.sum(np.square(w))) / 2 for w in values)
+            np.testing.assert_allclose(sess.run(total), expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------- batch norm
+
+
+def moving_mean(owner):
+    return owner.variables["small/bn/moving_mean"]
+
+
+def test_batch_norm_updates_eager_and_function():
+    owner = tu.slim(small_fn, name="small")
+    x = tf.constant(image(6) + 3.0)
+    owner(x, training=False)
+    start = moving_mean(owner).numpy().copy()
+    owner(x, training=False)
+    np.testing.assert_array_equal(moving_mean(owner).numpy(), start)
+    owner(x, training=True)
+    eager_moved = moving_mean(owner).numpy().copy()
+    assert not np.allclose(eager_moved, start)
+    step = tf.function(lambda inputs: owner(inputs, training=True))
+    step(x)
+    assert not np.allclose(moving_mean(owner).numpy(), eager_moved)
+    assert owner._updates() == []  # eagerly the updates ran during the call
+
+
+def test_batch_norm_update_ops_in_session():
+    with tf.Graph().as_default() as graph:
+        owner = tu.slim(small_fn, name="small")
+        x = tf.constant(image(6) + 3.0)
+        train_out = owner(x, training=True)
+        owner(x, training=False)
+        updates = owner._updates()
+        assert len(updates) == 2  # moving_mean and moving_variance
+        assert all(u in tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+                   for u in updates)
+        mean = moving_mean(owner)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            owner.initialize(session=sess)
+            start = sess.run(mean)
+            sess.run(train_out)  # without the update ops nothing moves (TF1 semantics)
+            np.testing.assert_array_equal(sess.run(mean), start)
+            sess.run([train_out, updates])
+            assert not np.allclose(sess.run(mean), start)
+
+
+# ---------------------------------------------------------------------- reuse and errors
+
+
+def unscoped_fn(inputs, is_training):
+    return slim.fully_connected(slim.fully_connected(inputs, 4), 2)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_layers_without_scope_reuse_their_variables(mode):
+    owner = tu.slim(unscoped_fn, name="fc")
+    call = owner if mode == "eager" else tf.function(lambda x, t: owner(x, training=t))
+    first = call(tf.ones([1, 3]), False)
+    names = list(owner.variables)
+    assert names == ["fully_connected/weights", "fully_connected/biases",
+                     "fully_connected_1/weights", "fully_connected_1/biases"]
+    second = call(tf.ones([1, 3]), True)  # a retrace in tf.function
+    assert list(owner.variables) == names
+    np.testing.assert_allclose(second.numpy(), first.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_layers_without_scope_reuse_in_graph():
+    with tf.Graph().as_default():
+        owner = tu.slim(unscoped_fn, name="fc")
+        owner(tf.ones([1, 3]))
+        owner(tf.ones([1, 3]))
+        assert len(owner.variables) == len(tf.compat.v1.global_variables()) == 4
+
+
+def changing_fn(inputs, is_training):
+    net = slim.fully_connected(inputs, 4, scope="fc1")
+    if is_training:  # a layer built only on some calls: a new variable on a later call
+        net = slim.fully_connected(net, 4, scope="extra")
+    return net
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "graph"])
+def test_new_variable_on_later_call_raises(mode):
+    match = r"'changing' \(tf_slim\) tried to create variable 'extra/weights' on a later call"
+    if mode == "graph":
+        with tf.Graph().as_default():
+            owner = tu.slim(changing_fn, name="changing")
+            owner(tf.ones([1, 3]), training=False)
+            with pytest.raises(DuplicateVariablesError, match=match + r" \(in graph"):
+                owner(tf.ones([1, 3]), training=True)
+        return
+    owner = tu.slim(changing_fn, name="changing")
+    call = owner if mode == "eager" else tf.function(lambda x, t: owner(x, training=t))
+    call(tf.ones([1, 3]), False)
+    where = "eagerly" if mode == "eager" else "inside tf.function"
+    with pytest.raises(DuplicateVariablesError, match=match + rf" \({where}\)"):
+        call(tf.ones([1, 3]), True)
+    assert list(owner.variables) == ["fc1/weights", "fc1/biases"]
+
+
+def loose_fn(inputs, is_training):
+    scale = tf.Variable(2.0, name="scale")  # not get_variable: would be re-created each call
+    return slim.fully_connected(inputs, 2, scope="fc") * scale
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_loose_tf_variable_raises(mode):
+    owner = tu.slim(loose_fn, name="loose")
+    call = owner if mode == "eager" else tf.function(lambda x: owner(x))
+    with pytest.raises(OwnershipError, match=r"'loose' \(tf_slim\) created variable 'scale' "
+                                             r"with tf.Variable, outside any TF1 variable"):
+        call(tf.ones([1, 3]))
+    assert not owner.built
+
+
+def test_second_owner_of_same_net_in_one_graph_raises():
+    with tf.Graph().as_default():
+        tu.slim(changing_fn, name="a")(tf.ones([1, 3]))
+        with pytest.raises(DuplicateVariablesError,
+                           match=r"'b' \(tf_slim\): variable 'fc1/weights' already exists in graph"):
+            tu.slim(changing_fn, name="b")(tf.ones([1, 3]))
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(TypeError, match=r"expected fn to be a function .* got int"):
+        tu.slim(3, name="x")
+    with pytest.raises(TypeError, match=r"expected arg_scope to be the dict .* got function"):
+        tu.slim(small_fn, name="x", arg_scope=small_scope)
+    with pytest.raises(tu.NoBridgeError, match=r"slim: wraps functions through tu.slim"):
+        tu.wrap(small_fn)
+
+
+def test_built_eagerly_then_called_in_graph_raises():
+    owner = tu.slim(small_fn, name="small")
+    owner(tf.ones([1, 6, 6, 3]))
+    with tf.Graph().as_default():
+        with pytest.raises(tu.GraphModeError, match="was built eagerly but is now called in graph"):
+            owner(tf.ones([1, 6, 6, 3]))
+
+
+# ---------------------------------------------------------------------- legacy fixes
+
+
+def test_import_tfunite_applies_no_fix():
+    code = (
+        "import sys, tfunite, tfunite.bridges\n"
+        "from tfunite import fixes\n"
+        "from tensorflow.python.framework import ops\n"
+        "assert not any(f.applied for f in fixes.FIXES.values()), fixes.status()\n"
+        "assert 'slim-batch-norm-import' not in fixes.FIXES\n"
+        "assert 'tf_slim' not in sys.modules\n"
+        "assert not hasattr(ops, 'Tensor')\n"
+        "print('clean')\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "clean" in result.stdout
+
+
+def test_fixes_apply_once_and_undo():
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.layers import normalization
+    from tf_slim.layers import layers
+
+    tu.slim(small_fn, name="small")  # first use applies the fixes
+    applied = fixes.ensure("slim")
+    assert set(legacy.SLIM_FIXES) <= set(applied)
+    patched = (layers.ops, layers._add_variable_to_collections, normalization.normalization)
+    assert fixes.ensure("slim") == applied  # twice is harmless: nothing re-patched
+    assert (layers.ops, layers._add_variable_to_collections,
+            normalization.normalization) == patched
+
+    try:
+        for name in legacy.SLIM_FIXES:
+            fixes.undo(name)
+            fixes.undo(name)  # undoing twice is harmless too
+        assert layers.ops is tf_ops
+        assert layers._add_variable_to_collections is not patched[1]
+        assert not hasattr(tf_ops, "Tensor")
+        assert not any(f["applied"] for f in fixes.status() if f["name"] in legacy.SLIM_FIXES)
+    finally:
+        fixes.ensure("slim")
+    assert hasattr(tf_ops, "Tensor") and type(layers.ops) is type(patched[0])
+
+
+def test_batch_norm_without_update_collection_and_variables_collections():
+    """Paths that needed `ops.Tensor` and an identity `in` test on collections."""
+
+    def fn(inputs, is_training):
+        net = slim.conv2d(inputs, 4, [3, 3], scope="conv", variables_collections=["mine"])
+        return slim.batch_norm(net, is_training=is_training, updates_collections=None,
+                               scope="bn")
+
+    owner = tu.slim(fn, name="bn")
+    x = tf.constant(image(6) + 3.0)
+    owner(x, training=True)
+    owner(x, training=True)
+    assert ops().get_collection("mine") == []  # eager collections do not leak
+    with tf.Graph().as_default() as graph:
+        g_owner = tu.slim(fn, name="bn")
+        out = g_owner(tf.constant(image(6) + 3.0), training=True)
+        assert len(tf.compat.v1.get_collection("mine")) == 2
+        with tf.compat.v1.Session(graph=graph) as sess:
+            g_owner.initialize(session=sess)
+            start = sess.run(g_owner.variables["bn/moving_mean"])
+            sess.run(out)  # updates_collections=None: updates run in place
+            assert not np.allclose(sess.run(g_owner.variables["bn/moving_mean"]), start)
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+
+def _graph_checkpoint(tmp_path, version):
+    """resnet_v2_50 built, initialized and saved by a TF1 Saver; returns (path, x, y)."""
+    x = image(32, seed=1)
+    graph = tf.Graph()
+    with graph.as_default():
+        owner, _ = net_owner("resnet_v2_50", num_classes=3)
+        placeholder = tf.compat.v1.placeholder(tf.float32, x.shape)
+        out = owner(placeholder)
+        saver = tf.compat.v1.train.Saver(write_version=version)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            # non-trivial moving statistics, so that loading them is checked too
+            for var in owner.non_trainable_variables:
+                sess.run(var.assign(tf.random.uniform(var.shape, 0.5, 1.5, seed=7)))
+            y = sess.run(out, {placeholder: x})
+            (tmp_path / f"v{version}").mkdir(parents=True, exist_ok=True)
+            path = saver.save(sess, str(tmp_path / f"v{version}" / "model.ckpt"))
+    return path, x, y
+
+
+def test_saver_checkpoint_names_map_one_to_one():
+    path, _, _ = _graph_checkpoint_cached()
+    owner, _ = net_owner("resnet_v2_50", num_classes=3)
+    owner(tf.ones([1, 32, 32, 3]))
+    in_checkpoint = dict(tf.train.list_variables(path))
+    assert {n: v.shape.as_list() for n, v in owner.variables.items()} == in_checkpoint
+
+
+_CACHE: dict[str, tuple] = {}
+
+
+def _graph_checkpoint_cached():
+    if "v2" not in _CACHE:
+        import tempfile
+        from pathlib import Path
+
+        _CACHE["v2"] = _graph_checkpoint(Path(tempfile.mkdtemp()), tf.compat.v1.train.SaverDef.V2)
+    return _CACHE["v2"]
+
+
+@pytest.mark.parametrize("version", ["V1", "V2"])
+def test_saver_checkpoint_loads_into_eager_owner(tmp_path, version):
+    saver_version = getattr(tf.compat.v1.train.SaverDef, version)
+    path, x, y = _graph_checkpoint(tmp_path, saver_version)
+    owner, _ = net_owner("resnet_v2_50", num_classes=3)
+    owner(tf.constant(x))
+    owner.load(path)
+    np.testing.assert_allclose(owner(tf.constant(x)).numpy(), y, rtol=1e-6, atol=1e-6)
