@@ -268,6 +268,7 @@ def _owned_regularizers_apply() -> object:
             owner._regularizers.setdefault(id(var), (var, regularizer))
         return var
 
+    variable = _plain_python(variable)
     variable._tfunite_original = original  # type: ignore[attr-defined]
     replaced = _replace_everywhere(original, variable)
     return original, variable, replaced
@@ -289,6 +290,12 @@ register_fix(Fix(
     undo=_owned_regularizers_undo,
     needed=lambda: not hasattr(_variables_module().variable, "_tfunite_original"),
 ))
+
+
+def _plain_python(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep AutoGraph out of a wrapper (it has no tensor-dependent Python control flow;
+    converted, its frames would be reported under the wrapped function's file)."""
+    return tf.autograph.experimental.do_not_convert(function)
 
 
 def _replace_everywhere(original: Any, replacement: Any) -> list[types.ModuleType]:
@@ -320,6 +327,7 @@ def _graph_only_apply() -> object:
             return _wrapped(*args, **kwargs)
 
         functools.update_wrapper(guarded, original)
+        guarded = _plain_python(guarded)
         guarded._tfunite_original = original  # type: ignore[attr-defined]
         state.append((original, _replace_everywhere(original, guarded)))
     return state
@@ -414,6 +422,8 @@ class TFLearnOwner(Owner):
     # ------------------------------------------------------------------ hooks
     def _forward(self, inputs: Any, training: bool) -> Any:
         self.in_graph = outer_graph() is not None
+        if not self.built:
+            self._regularizers.clear()  # a failed first call starts over (so does _tf1)
         flag = self._training_flag()
         default = tf.compat.v1.get_default_graph()
         saved = {key: list(default.get_collection(key)) for key in (IS_TRAINING, "is_training_ops")}
