@@ -470,3 +470,36 @@ def test_dnn_save_file_loads_into_an_eager_owner(tmp_path):
         n for n in owner.variables if n != "is_training")
     assert any(name.endswith("/Adam") for name in report.unexpected)
     np.testing.assert_allclose(owner(tf.constant(xv)), want, rtol=RTOL, atol=ATOL)
+
+
+def test_checkpoints_cross_graph_and_eager(tmp_path):
+    def fn(x):
+        x = tflearn.fully_connected(x, 8, activation="relu", scope="fc1")
+        x = tflearn.batch_normalization(x, scope="bn")
+        return tflearn.fully_connected(x, 3, scope="out")
+
+    xv = _data()[0]
+    with tf.Graph().as_default():  # train the statistics in a Session, save from it
+        graph_owner = tu.tflearn(fn, name="g")
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6])
+        infer, train = graph_owner(x), graph_owner(x, training=True)
+        with tf.compat.v1.Session() as sess:
+            graph_owner.initialize(session=sess)
+            sess.run(train, {x: xv})
+            want = sess.run(infer, {x: xv})
+            path = graph_owner.save(str(tmp_path / "graph"), session=sess)
+
+    eager = tu.tflearn(fn, name="e")
+    eager(tf.constant(xv))
+    assert tu.load(eager, path).ok
+    np.testing.assert_allclose(eager(tf.constant(xv)), want, rtol=RTOL, atol=ATOL)
+    back = tu.save(eager, str(tmp_path / "eager"))
+
+    with tf.Graph().as_default():
+        graph_owner = tu.tflearn(fn, name="g")
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6])
+        infer = graph_owner(x)
+        with tf.compat.v1.Session() as sess:
+            graph_owner.initialize(session=sess)
+            assert graph_owner.load(back, session=sess).ok
+            np.testing.assert_allclose(sess.run(infer, {x: xv}), want, rtol=RTOL, atol=ATOL)
