@@ -69,8 +69,7 @@ class TFReader(Reader):
         super().__init__(path)
         try:
             self._reader = tf.train.load_checkpoint(path)
-        except (tf.errors.NotFoundError, tf.errors.DataLossError, tf.errors.InvalidArgumentError,
-                ValueError) as e:
+        except (tf.errors.OpError, ValueError) as e:
             raise _not_a_checkpoint(path, e) from None
         shapes = self._reader.get_variable_to_shape_map()
         dtypes = self._reader.get_variable_to_dtype_map()

@@ -11,6 +11,7 @@ except Keras 3 when an optimizer is built by name.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import tensorflow as tf
@@ -167,8 +168,7 @@ class Optimizer(Owner):
             tf_vars = [None if v is None else _tf_variable(v) for v in value]
             if any(v is not None and id(v) in ref_ids for v in tf_vars):
                 continue  # the variable list itself
-            slot = attr.strip("_")
-            slot = slot[:-1] if slot.endswith("s") and slot not in ("bias",) else slot
+            slot = re.sub(r"(?<=[^s])s$", "", re.sub(r"ies$", "y", attr.strip("_")))
             for ref_id, var in zip(self._built_for, tf_vars):
                 if var is not None:
                     out.append((f"{slot}/{refs[ref_id]}", var, False))

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-
 import tfunite as tu
 
 RTOL = ATOL = 1e-6

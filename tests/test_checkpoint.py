@@ -1,0 +1,239 @@
+"""Checkpoint formats, rules, and every bad-input case of issue 2 (each message matched)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tfunite as tu
+
+from tests import models
+
+
+@pytest.fixture
+def owner():
+    o = tu.wrap(models.tf_keras_sequential(), name="net")
+    o(models.example())
+    return o
+
+
+def snapshot(owner):
+    return {k: v.numpy().copy() for k, v in owner.variables.items()}
+
+
+def assert_unchanged(owner, before):
+    for k, v in owner.variables.items():
+        np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
+
+
+def v1_checkpoint(values: dict[str, np.ndarray], path: str) -> str:
+    """A TF1 Saver V1 single-file checkpoint of `values`, written in a private graph."""
+    with tf.Graph().as_default():
+        variables = [tf.compat.v1.Variable(v, name=n) for n, v in values.items()]
+        saver = tf.compat.v1.train.Saver(variables, write_version=tf.compat.v1.train.SaverDef.V1)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            return saver.save(sess, path, write_meta_graph=False)
+
+
+def test_save_is_a_v2_bundle_tf_reads(owner, tmp_path):
+    prefix = tu.save(owner, tmp_path / "ck")
+    assert os.path.exists(prefix + ".index")
+    reader = tf.train.load_checkpoint(str(tmp_path / "ck"))
+    assert sorted(reader.get_variable_to_shape_map()) == sorted(owner.variables)
+    for name, var in owner.variables.items():
+        np.testing.assert_array_equal(reader.get_tensor(name), var.numpy())
+
+
+def test_inspect_lists_names_shapes_dtypes(owner, tmp_path):
+    tu.save(owner, tmp_path / "ck")
+    rows = tu.inspect(tmp_path / "ck")
+    assert [r["name"] for r in rows] == sorted(owner.variables)
+    kernel = next(r for r in rows if r["name"] == "dense/kernel")
+    assert kernel == {"name": "dense/kernel", "shape": [6, 8], "dtype": "float32", "size": 6 * 8 * 4}
+
+
+def test_second_save_replaces_first_and_keeps_one_bundle(owner, tmp_path):
+    tu.save(owner, tmp_path / "ck")
+    owner.variables["dense/bias"].assign(tf.ones([8]))
+    prefix = tu.save(owner, tmp_path / "ck")
+    assert prefix.endswith("ckpt-2")
+    assert sorted(os.listdir(tmp_path / "ck")) == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    np.testing.assert_array_equal(tf.train.load_checkpoint(str(tmp_path / "ck")).get_tensor("dense/bias"), np.ones(8))
+
+
+def test_interrupted_save_leaves_last_good_checkpoint(owner, tmp_path, monkeypatch):
+    tu.save(owner, tmp_path / "ck")
+    good = snapshot(owner)
+    from tensorflow.python.checkpoint import checkpoint_management
+
+    def crash(**_):
+        raise KeyboardInterrupt("power cut before the commit point")
+
+    monkeypatch.setattr(checkpoint_management, "update_checkpoint_state_internal", crash)
+    owner.variables["dense/bias"].assign(tf.ones([8]) * 5)
+    with pytest.raises(KeyboardInterrupt):
+        tu.save(owner, tmp_path / "ck")
+    monkeypatch.undo()
+    tu.load(owner, tmp_path / "ck")
+    assert_unchanged(owner, good)
+
+
+def test_reads_v1_single_file(owner, tmp_path):
+    values = {k: np.full(v.shape, 0.5, v.dtype.as_numpy_dtype) for k, v in owner.variables.items()}
+    path = v1_checkpoint(values, str(tmp_path / "model.ckpt"))
+    assert not os.path.exists(path + ".index")
+    report = tu.load(owner, path)
+    assert report.kind == "tf-v1" and len(report.matched) == len(values)
+    assert_unchanged(owner, values)
+
+
+def test_rules_regex_and_assignment_map(owner, tmp_path):
+    values = {"old/" + k: np.full(v.shape, 2.0, np.float32) for k, v in owner.variables.items()}
+    values["old/extra"] = np.zeros([1], np.float32)
+    path = v1_checkpoint(values, str(tmp_path / "m.ckpt"))
+    report = tu.load(owner, path, rules=[(r"old/extra", None), (r"old/(.*)", r"\1")])
+    assert len(report.matched) == len(owner.variables) and len(report.dropped) == 1
+    assert report.matched[0].rule == "'old/(.*)' -> '\\\\1'"
+    owner.variables["dense/bias"].assign(tf.zeros([8]))
+    report = tu.load(owner, path, rules={"old/": ""}, strict=False)
+    assert report.unexpected == ["old/extra"]
+    np.testing.assert_array_equal(owner.variables["dense/bias"].numpy(), np.full(8, 2.0))
+
+
+def test_dry_run_assigns_nothing(owner, tmp_path):
+    tu.save(owner, tmp_path / "ck")
+    before = snapshot(owner)
+    owner.variables["dense/bias"].assign(tf.ones([8]))
+    report = tu.load(owner, tmp_path / "ck", dry_run=True)
+    assert not report.applied and len(report.matched) == len(before)
+    np.testing.assert_array_equal(owner.variables["dense/bias"].numpy(), np.ones(8))
+
+
+def test_transform_applies_before_shape_check(tmp_path):
+    o = tu.wrap(models.tf_module(), name="affine")
+    path = v1_checkpoint({"w": np.arange(18, dtype=np.float32).reshape(3, 6), "b": np.zeros(3, np.float32)},
+                         str(tmp_path / "t.ckpt"))
+    tu.load(o, path, transforms={"w": tu.Transpose((1, 0))})
+    np.testing.assert_array_equal(o.variables["w"].numpy(), np.arange(18).reshape(3, 6).T)
+
+
+# ------------------------------------------------------------------ bad input
+def test_not_a_checkpoint(owner, tmp_path):
+    before = snapshot(owner)
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(tu.CheckpointError, match=r"junk.bin is not a readable checkpoint .*Fix:"):
+        tu.load(owner, junk)
+    with pytest.raises(tu.CheckpointError, match=r"does not exist"):
+        tu.load(owner, tmp_path / "nothing-here")
+    with pytest.raises(tu.CheckpointError, match=r"directory without a 'checkpoint' state file"):
+        tu.load(owner, tmp_path)
+    assert_unchanged(owner, before)
+
+
+def test_truncated_v2_data(owner, tmp_path):
+    prefix = tu.save(owner, tmp_path / "ck")
+    data = prefix + ".data-00000-of-00001"
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 2)
+    for v in owner.variables.values():
+        v.assign(tf.zeros_like(v))
+    before = snapshot(owner)
+    with pytest.raises(tu.CheckpointError, match=r"is truncated: its index describes \d+ bytes .* hold \d+ bytes"):
+        tu.load(owner, tmp_path / "ck")
+    assert_unchanged(owner, before)
+
+
+def test_truncated_index_and_v1(owner, tmp_path):
+    prefix = tu.save(owner, tmp_path / "ck")
+    with open(prefix + ".index", "r+b") as f:
+        f.truncate(20)
+    before = snapshot(owner)
+    with pytest.raises(tu.CheckpointError, match=r"is not a readable checkpoint"):
+        tu.load(owner, tmp_path / "ck")
+    values = {k: np.ones(v.shape, np.float32) for k, v in owner.variables.items()}
+    path = v1_checkpoint(values, str(tmp_path / "v1.ckpt"))
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 40)
+    with pytest.raises(tu.CheckpointError, match=r"v1.ckpt is not a readable checkpoint"):
+        tu.load(owner, path)
+    assert_unchanged(owner, before)
+
+
+def test_corrupted_data_detected(owner, tmp_path):
+    """A flipped byte keeps the file size, so only TF's per-tensor CRC sees it, when that
+    tensor is read. Loads stream one tensor at a time (no second full copy in memory), so
+    the error must say exactly which variables were already assigned (known limitation)."""
+    prefix = tu.save(owner, tmp_path / "ck")
+    data = prefix + ".data-00000-of-00001"
+    raw = bytearray(open(data, "rb").read())
+    raw[len(raw) // 2] ^= 0xFF
+    open(data, "wb").write(bytes(raw))
+    with pytest.raises(tu.CheckpointError, match=r"tensor '.+' cannot be read .*Checksum does not match.*the data file is corrupted.* \d+ of 8 variables had already been assigned"):
+        tu.load(owner, tmp_path / "ck")
+
+
+def _checkpoint_without(owner, tmp_path, drop=(), extra=None, change=None):
+    values = {k: v.numpy() for k, v in owner.variables.items() if k not in drop}
+    values.update(extra or {})
+    values.update(change or {})
+    return v1_checkpoint(values, str(tmp_path / "c.ckpt"))
+
+
+def test_missing_variable(owner, tmp_path):
+    path = _checkpoint_without(owner, tmp_path, drop=["dense_1/bias"])
+    before = snapshot(owner)
+    with pytest.raises(tu.LoadError, match=r"1 variable\(s\) missing from the checkpoint, first: 'dense_1/bias'.*Nothing was assigned"):
+        tu.load(owner, path)
+    assert_unchanged(owner, before)
+    report = tu.load(owner, path, strict=False)
+    assert report.missing == ["dense_1/bias"] and report.applied
+
+
+def test_unexpected_variable(owner, tmp_path):
+    path = _checkpoint_without(owner, tmp_path, extra={"head/w": np.zeros(2, np.float32)})
+    before = snapshot(owner)
+    with pytest.raises(tu.LoadError, match=r"1 unexpected checkpoint entr\(y/ies\), first: 'head/w'.*strict=False"):
+        tu.load(owner, path)
+    assert_unchanged(owner, before)
+
+
+def test_shape_mismatch(owner, tmp_path):
+    path = _checkpoint_without(owner, tmp_path, change={"dense/bias": np.zeros(9, np.float32)})
+    before = snapshot(owner)
+    with pytest.raises(tu.LoadError, match=r"variable 'dense/bias' expects \(8,\) float32 but checkpoint entry 'dense/bias' is \(9,\) float32"):
+        tu.load(owner, path, strict=False)
+    assert_unchanged(owner, before)
+
+
+def test_dtype_mismatch(owner, tmp_path):
+    path = _checkpoint_without(owner, tmp_path, change={"dense/bias": np.zeros(8, np.float64)})
+    before = snapshot(owner)
+    with pytest.raises(tu.LoadError, match=r"expects \(8,\) float32 but checkpoint entry 'dense/bias' is \(8,\) float64"):
+        tu.load(owner, path)
+    assert_unchanged(owner, before)
+
+
+def test_rules_mapping_two_entries_onto_one_variable(owner, tmp_path):
+    path = _checkpoint_without(owner, tmp_path, extra={"copy/dense/bias": np.zeros(8, np.float32)})
+    before = snapshot(owner)
+    with pytest.raises(tu.RuleError, match=r"Rules map two checkpoint entries onto variable 'dense/bias'"):
+        tu.load(owner, path, rules=[(r"copy/(.*)", r"\1")])
+    assert_unchanged(owner, before)
+
+
+def test_invalid_rules():
+    with pytest.raises(tu.RuleError, match=r"Invalid rule regex"):
+        tu.Rules([("(", "x")])
+    with pytest.raises(tu.RuleError, match=r"expected a \(regex, replacement\) pair"):
+        tu.Rules(["abc"])
+
+
+def test_save_to_a_file_path_refused(owner, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(tu.CheckpointError, match=r"exists and is not a directory"):
+        tu.save(owner, f)

@@ -1,0 +1,181 @@
+"""The protocol itself: composition, strict ownership, optimizers, graph checks, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tfunite as tu
+
+from tests import models
+
+
+def test_import_tfunite_imports_no_framework():
+    from tests.conftest import run_fresh
+
+    result = run_fresh(
+        "import sys, json, tensorflow\n"
+        "before = set(sys.modules)\n"
+        "import tfunite\n"
+        "new = [m for m in set(sys.modules) - before if m.split('.')[0] in "
+        "('keras', 'tf_keras', 'sonnet', 'tf_slim', 'tflearn')]\n"
+        "import tfunite.fixes\n"
+        "print(json.dumps({'new': sorted(new), 'fixes': [f['name'] for f in tfunite.fixes.status() if f['applied']]}))"
+    )
+    assert result == {"new": [], "fixes": []}
+
+
+def test_parameters_nest_and_prefix():
+    g = tu.wrap(models.keras_functional(), name="g")
+    d = tu.wrap(models.sonnet_mlp(), name="d")
+    g(models.example())
+    d(models.example((4, 2)))
+    inner = tu.Parameters("inner", d=d)
+    params = tu.Parameters("gan", generator=g, critic=inner)
+    assert params["generator"] is g and params["critic"]["d"] is d
+    names = list(params.variables)
+    assert names[0] == "generator/dense/kernel"
+    assert "critic/d/mlp/linear_0/w" in names
+    assert len(params.trainable_variables) == len(g.trainable_variables) + len(d.trainable_variables)
+    with pytest.raises(KeyError, match=r"has no child 'nope'; children: \['critic', 'generator'\]"):
+        params["nope"]
+    with pytest.raises(TypeError, match=r"is a container of owners, not a model"):
+        params(1.0)
+
+
+def test_parameters_not_built_error():
+    params = tu.Parameters("p", a=tu.wrap(models.sonnet_mlp(), name="a"))
+    with pytest.raises(tu.NotBuiltError, match=r"children \['a'\] have no variables yet"):
+        params.variables
+
+
+def test_strict_ownership_names_variable_and_line():
+    with tu.strict():
+        owner = tu.wrap(models.sonnet_mlp(), name="m")
+        owner(models.example())  # created inside an owner: fine
+        with pytest.raises(tu.OwnershipError, match=r"Variable 'stray' was created outside any owner at .*test_core.py:\d+ in test_strict"):
+            tf.Variable(1.0, name="stray")
+    tf.Variable(1.0, name="fine_outside_strict")
+
+
+def test_no_bridge_lists_every_bridge_tried():
+    with pytest.raises(tu.NoBridgeError) as info:
+        tu.wrap(object())
+    message = str(info.value)
+    for bridge in ("keras", "tf_keras", "sonnet", "slim", "tflearn", "tf_module"):
+        assert f"  - {bridge}: " in message
+    assert "builtins.object" in message and "Fix:" in message
+
+
+def test_invalid_owner_name():
+    with pytest.raises(ValueError, match=r"Invalid owner name 'a/b'"):
+        tu.wrap(models.sonnet_mlp(), name="a/b")
+
+
+def test_variables_before_build():
+    owner = tu.wrap(models.sonnet_mlp(), name="m")
+    with pytest.raises(tu.NotBuiltError, match=r"Fix: call m\(example\) or m.initialize\(example\)"):
+        owner.variables
+    with pytest.raises(tu.NotBuiltError, match=r"cannot create its variables without an example"):
+        owner.initialize()
+    assert owner.initialize(models.example()).built
+
+
+def test_keras3_in_tf1_graph_suggests_tf_keras():
+    owner = tu.wrap(models.keras_sequential(), name="k")
+    with tf.Graph().as_default():
+        with pytest.raises(tu.GraphModeError, match=r"wraps keras, which does not run in a TF1 graph/Session. Fix: build the model with tf_keras"):
+            owner(tf.compat.v1.placeholder(tf.float32, [None, 6]))
+
+
+def test_owner_built_in_one_graph_called_in_another():
+    with tf.Graph().as_default():
+        owner = tu.wrap(models.tf_keras_sequential(), name="t")
+        owner(tf.compat.v1.placeholder(tf.float32, [None, 6]))
+    with tf.Graph().as_default():
+        with pytest.raises(tu.GraphModeError, match=r"was built in graph 0x[0-9a-f]+ but is now called in graph"):
+            owner(tf.compat.v1.placeholder(tf.float32, [None, 6]))
+    with pytest.raises(tu.GraphModeError, match=r"is now called eagerly"):
+        owner(models.example())
+
+
+def test_duplicate_variables_on_second_call_detected():
+    class Leaky(tf.Module):
+        def __call__(self, x):
+            self.v = tf.Variable(tf.ones([6, 1]))  # a fresh variable on every call
+            return x @ self.v
+
+    owner = tu.wrap(Leaky(), name="leaky")
+    owner(models.example())
+    with pytest.raises(tu.DuplicateVariablesError, match=r"Owner 'leaky' \(tf_module\) created new variables on a later call"):
+        owner(models.example())
+
+
+def _train(opt_factory, steps, owner_factory=models.sonnet_bn):
+    owner = tu.wrap(owner_factory(), name="net")
+    x, y = models.example(), models.example((4, 3), seed=1)
+    owner(x)
+    for i, v in enumerate(owner.variables.values()):  # deterministic start
+        if v.dtype.is_floating:
+            v.assign(np.full(v.shape, 0.01 * (i + 1), v.dtype.as_numpy_dtype) + np.linspace(0, 0.1, v.shape.num_elements()).reshape(v.shape).astype(v.dtype.as_numpy_dtype))
+    opt = tu.Optimizer(opt_factory(), owner)
+    step = tf.function(lambda: opt.minimize(lambda: tf.reduce_mean((owner(x, training=True) - y) ** 2)))
+    return owner, opt, step
+
+
+@pytest.mark.parametrize("kind", ["keras", "tf_keras", "sonnet"])
+def test_optimizer_checkpoint_resumes_exactly(kind, tmp_path):
+    import keras
+    import sonnet as snt
+    import tf_keras
+
+    factory = {"keras": lambda: keras.optimizers.Adam(1e-2),
+               "tf_keras": lambda: tf_keras.optimizers.Adam(1e-2),
+               "sonnet": lambda: snt.optimizers.Adam(1e-2)}[kind]
+    owner, opt, step = _train(factory, 0)
+    opt.build()
+    both = tu.Parameters("run", model=owner, opt=opt)
+    for _ in range(3):
+        step()
+    tu.save(both, tmp_path / "ck")
+    uninterrupted = [float(step()) for _ in range(3)]
+
+    owner2, opt2, step2 = _train(factory, 0)
+    opt2.build()
+    both2 = tu.Parameters("run", model=owner2, opt=opt2)
+    report = tu.load(both2, tmp_path / "ck")
+    assert any(m.target.startswith("opt/") for m in report.matched)
+    resumed = [float(step2()) for _ in range(3)]
+    assert resumed == uninterrupted  # bit for bit
+
+
+def test_optimizer_names_follow_owner_names():
+    owner, opt, _ = _train(lambda: "adam", 0)
+    opt.build()
+    names = list(opt.variables)
+    assert names[:2] == ["iteration", "learning_rate"]
+    assert "momentum/net/lin/w" in names and "velocity/net/out/b" in names
+    assert len(names) == 2 + 2 * len(owner.trainable_variables)
+
+
+def test_optimizer_bad_input():
+    owner, _, _ = _train(lambda: "adam", 0)
+    with pytest.raises(ValueError, match=r"Unknown optimizer name 'adamx'"):
+        tu.Optimizer("adamx", owner)
+    with pytest.raises(TypeError, match=r"cannot wrap builtins.object"):
+        tu.Optimizer(object(), owner)
+    opt = tu.Optimizer("sgd", owner)
+    with pytest.raises(ValueError, match=r"no gradient for \['net/bn/offset'"):
+        opt.apply([None] * len(owner.trainable_variables))
+
+
+def test_mixed_keras_sonnet_one_optimizer():
+    g = tu.wrap(models.keras_functional(), name="g")
+    d = tu.wrap(models.sonnet_mlp(), name="d")
+    x = models.example()
+    params = tu.Parameters("both", g=g, d=d)
+    d(g(x))
+    opt = tu.Optimizer("adam", params, learning_rate=1e-2)
+    step = tf.function(lambda: opt.minimize(lambda: tf.reduce_mean(d(g(x)) ** 2)))
+    losses = [float(step()) for _ in range(20)]
+    assert losses[-1] < losses[0] * 0.5
