@@ -123,15 +123,40 @@ def test_cli_json_runs_a_bridge_in_a_subprocess():
     assert data["counts"]["pass"] == 4
 
 
-def test_worker_crash_fails_the_remaining_probes(tmp_path):
+def test_worker_crash_fails_that_probe_and_the_rest_continue(tmp_path):
     fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\necho 'Segmentation fault' >&2\nexit 139\n")
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$6" = "import" ]; then echo \'Segmentation fault\' >&2; exit 139; fi\n'
+        f"echo '{compat.MARK}'"
+        '\'{"bridge": "tf_module", "feature": "eager", "status": "pass", "reason": "", '
+        '"seconds": 0.1}\'\n'
+    )
     fake.chmod(0o755)
     results = compat._run_bridge("tf_module", ("import", "eager"), 30, python=str(fake))
-    assert [r.status for r in results] == ["fail", "fail"]
-    assert (
-        "worker exited with code 139 before this probe ran: Segmentation fault" in results[0].reason
+    assert [r.status for r in results] == ["fail", "pass"]
+    assert results[0].reason == "worker exited with code 139 during this probe: Segmentation fault"
+
+
+def test_a_probe_that_switches_eager_off_is_failed_and_isolated():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, tensorflow as tf\n"
+            "from tfunite.tools import compat\n"
+            "compat.PROBES[('tf_module', 'eager')] = "
+            "lambda case, tmp: tf.compat.v1.disable_eager_execution()\n"
+            "sys.exit(compat.worker('tf_module', ['eager', 'function']))\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+    assert proc.returncode == compat.POISONED, proc.stderr[-2000:]
+    [line] = [ln for ln in proc.stdout.splitlines() if ln.startswith(compat.MARK)]
+    result = json.loads(line[len(compat.MARK) :])
+    assert result["status"] == "fail" and "switched off" in result["reason"]
 
 
 def test_cli_errors_go_to_stderr_with_exit_code_2():

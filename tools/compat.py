@@ -95,6 +95,7 @@ class Case:
     extra: str  # the tfunite extra that installs it
     build: Callable[[], tuple[Any, Any]]
     example: Callable[[], Any]
+    tf1: Callable[[Any], Any] | None = None  # the plain framework code in a TF1 graph
 
 
 def _mlp_example():
@@ -175,6 +176,11 @@ def slim_mlp(inputs, is_training):
     return slim.fully_connected(net, 3, activation_fn=None, scope="logits")
 
 
+def slim_graph(inputs):
+    """The plain Slim model in a TF1 graph (inference mode)."""
+    return slim_mlp(inputs, False)
+
+
 def _build_slim():
     import tfunite as tu
 
@@ -189,6 +195,14 @@ def tflearn_mlp(inputs):
     return tflearn.fully_connected(net, 3, activation="linear", scope="logits")
 
 
+def tflearn_graph(inputs):
+    """The plain TFLearn model in a TF1 graph, with TFLearn's own training flag."""
+    import tflearn
+
+    tflearn.config.init_training_mode()  # what tflearn.DNN does: `is_training` is in its checkpoints
+    return tflearn_mlp(inputs)
+
+
 def _build_tflearn():
     import tfunite as tu
 
@@ -199,8 +213,10 @@ CASES: dict[str, Case] = {
     "keras": Case("keras", "keras", "keras", "keras", _build_keras, _mlp_example),
     "tf_keras": Case("tf_keras", "tf_keras", "tf-keras", "tf-keras", _build_tf_keras, _mlp_example),
     "sonnet": Case("sonnet", "sonnet", "dm-sonnet", "sonnet", _build_sonnet, _mlp_example),
-    "slim": Case("slim", "tf_slim", "tf-slim", "slim", _build_slim, _mlp_example),
-    "tflearn": Case("tflearn", "tflearn", "tflearn", "tflearn", _build_tflearn, _mlp_example),
+    "slim": Case("slim", "tf_slim", "tf-slim", "slim", _build_slim, _mlp_example, slim_graph),
+    "tflearn": Case(
+        "tflearn", "tflearn", "tflearn", "tflearn", _build_tflearn, _mlp_example, tflearn_graph
+    ),
     "tf_module": Case("tf_module", "tensorflow", "tensorflow", "", _build_tf_module, _mlp_example),
 }
 
@@ -310,16 +326,21 @@ def probe(feature: str, *bridges: str) -> Callable[[Probe], Probe]:
 
 @probe("import")
 def probe_import(case: Case, tmp: Path) -> None:
+    """The bridge module loads, an owner is made, then the framework imports (in that order:
+    bridges of legacy libraries apply their import fixes when first used)."""
     import importlib
 
-    import tfunite.bridges
+    import tensorflow as tf
+    import tfunite.bridges  # noqa: F401  (registers the bridges)
     from tfunite.registry import BRIDGES
 
-    importlib.import_module(case.module)
     owner_class = BRIDGES[case.bridge].load()
-    if not isinstance(owner_class, type):
-        raise AssertionError(f"bridge {case.bridge} gave {owner_class!r}, expected a class")
-    del tfunite.bridges
+    owner, _ = case.build()
+    if not isinstance(owner, owner_class):
+        raise AssertionError(f"got {type(owner).__name__}, expected {owner_class.__name__}")
+    importlib.import_module(case.module)
+    if not tf.executing_eagerly():
+        raise AssertionError(f"importing {case.module} switched eager execution off")
 
 
 @probe("wrap")
@@ -528,11 +549,8 @@ def probe_native_tf1(case: Case, tmp: Path) -> None:
 
     x = case.example()
     with graph_session() as session:
-        # Import the framework through its bridge first: the bridge applies its legacy fixes.
-        owner, fn = case.build()
-        del owner
-        inputs = tf.constant(x)
-        outputs = fn(inputs, False) if case.bridge == "slim" else fn(inputs)
+        case.build()  # through the bridge first: it applies its legacy fixes
+        outputs = case.tf1(tf.constant(x))
         session.run(tf.compat.v1.global_variables_initializer())
         saver = tf.compat.v1.train.Saver()
         prefix = saver.save(session, str(tmp / "saver" / "model.ckpt"), write_meta_graph=False)
@@ -562,10 +580,54 @@ def probe_golden(case: Case, tmp: Path) -> None:
         raise AssertionError("; ".join(problems))
 
 
+PORT_NET, PORT_RECIPE, PORT_SHAPE, PORT_CLASSES = (
+    "resnet_v2_50",
+    "slim:resnet_v2_50",
+    (32, 32, 3),
+    10,
+)
+# 50 conv + batch-norm layers in float32, run by a TF1 Slim graph and by Keras 3 ops in a
+# different order: compare relative to the largest logit (the porting engine's metric).
+PORT_RTOL = 1e-5
+
+
 @probe("port", "slim")
 def probe_port(case: Case, tmp: Path) -> None:
-    """tu.port: a Slim vgg_16 checkpoint becomes a Keras VGG16 with the same outputs."""
-    raise NotImplementedError("port probe not written yet")
+    """tu.port: a Slim resnet_v2_50 checkpoint becomes a Keras ResNet50V2, same outputs."""
+    import numpy as np
+    import tensorflow as tf
+    import tfunite as tu
+
+    case.build()  # through the bridge first: it applies its legacy fixes (batch_norm)
+    import tf_slim as slim
+    from tf_slim.nets import resnet_v2
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.0, 1.0, size=(2, *PORT_SHAPE)).astype(np.float32)
+    with graph_session() as session:
+        tf.compat.v1.set_random_seed(0)
+        with slim.arg_scope(resnet_v2.resnet_arg_scope()):
+            logits, _ = getattr(resnet_v2, PORT_NET)(
+                tf.constant(x), num_classes=PORT_CLASSES, is_training=False
+            )
+        session.run(tf.compat.v1.global_variables_initializer())
+        want = session.run(logits).reshape(2, -1)
+        prefix = tf.compat.v1.train.Saver().save(
+            session, str(tmp / "slim" / "model.ckpt"), write_meta_graph=False
+        )
+    model, report = tu.port(prefix, recipe=PORT_RECIPE, input_shape=PORT_SHAPE)
+    del report
+    got = np.asarray(model(x, training=False)).reshape(2, -1)
+    if got.shape != want.shape:
+        raise AssertionError(f"Keras output shape {got.shape}, Slim {want.shape}")
+    if not np.all(np.isfinite(got)):
+        raise AssertionError("the ported model gives non-finite outputs")
+    rel = float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), 1e-12))
+    if rel > PORT_RTOL:
+        raise AssertionError(
+            f"ported outputs differ from Slim's by {rel:.3g} relative "
+            f"(max |keras - slim| / max |slim|) > {PORT_RTOL:g}"
+        )
 
 
 NOT_PROBED: dict[tuple[str, str], str] = {
@@ -652,8 +714,23 @@ def _keras3_gate(bridge: str) -> str | None:
     return None
 
 
+POISONED = 3  # worker exit code: a probe left the process unusable for the next ones
+
+
+def _poisoned() -> str | None:
+    """Why this process can no longer run probes cleanly, or None."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and not tf.executing_eagerly():
+        return "it left eager execution switched off for the whole process"
+    return None
+
+
 def worker(bridge: str, features: Sequence[str]) -> int:
-    """Run the probes of one bridge in this process; print one marked JSON line each."""
+    """Run the probes of one bridge in this process; print one marked JSON line each.
+
+    Exits with POISONED right after a probe that leaves global state broken (eager
+    execution switched off): the runner continues in a fresh process.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     gate = _keras3_gate(bridge)
     for feature in features:
@@ -661,7 +738,13 @@ def worker(bridge: str, features: Sequence[str]) -> int:
             result = Result(bridge, feature, "skip", gate)
         else:
             result = run_probe(bridge, feature)
+        poison = _poisoned()
+        if poison:
+            result.status = "fail"
+            result.reason = "; ".join(filter(None, [result.reason, poison]))
         print(MARK + json.dumps(asdict(result)), flush=True)
+        if poison:
+            return POISONED
     return 0
 
 
@@ -669,27 +752,34 @@ def worker(bridge: str, features: Sequence[str]) -> int:
 def _run_bridge(
     bridge: str, features: Sequence[str], timeout: float, python: str = sys.executable
 ) -> list[Result]:
-    """Run one bridge's probes in a fresh subprocess; a crash or timeout fails the rest."""
-    cmd = [python, "-m", "tfunite.tools.compat", "--worker", bridge, "--feature", *features]
+    """Run one bridge's probes in a fresh subprocess.
+
+    A probe that crashes the worker (or exceeds `timeout` seconds) fails with the reason,
+    and the remaining probes continue in a fresh worker, as they do after a probe that
+    poisons the process.
+    """
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
     results: dict[str, Result] = {}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        stdout, stderr, why = proc.stdout, proc.stderr, f"worker exited with code {proc.returncode}"
-    except subprocess.TimeoutExpired as e:
-        stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-        why = f"worker timed out after {timeout:g}s"
-    for line in stdout.splitlines():
-        if line.startswith(MARK):
-            r = Result(**json.loads(line[len(MARK) :]))
-            results[r.feature] = r
-    tail = " | ".join(line.strip() for line in stderr.strip().splitlines()[-3:])
-    for feature in features:
-        if feature not in results:
-            results[feature] = Result(
-                bridge, feature, "fail", f"{why} before this probe ran: {tail}"
-            )
+    remaining = list(features)
+    while remaining:
+        cmd = [python, "-m", "tfunite.tools.compat", "--worker", bridge, "--feature", *remaining]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+            stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
+            why = f"worker exited with code {code}"
+        except subprocess.TimeoutExpired as e:
+            stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+            code, why = None, f"worker timed out after {timeout:g}s"
+        for line in stdout.splitlines():
+            if line.startswith(MARK):
+                r = Result(**json.loads(line[len(MARK) :]))
+                results[r.feature] = r
+        remaining = [f for f in remaining if f not in results]
+        if remaining and code != POISONED:
+            tail = " | ".join(ln.strip() for ln in stderr.strip().splitlines()[-3:])
+            crashed = remaining.pop(0)  # the probe that was running
+            results[crashed] = Result(bridge, crashed, "fail", f"{why} during this probe: {tail}")
     return [results[f] for f in features]
 
 

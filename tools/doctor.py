@@ -108,9 +108,16 @@ def register_fixes() -> dict[str, str]:
 
 
 def fixes() -> list[dict[str, object]]:
-    from tfunite.fixes import status
+    """`tfunite.fixes.status()`, plus whether each fix is needed in this environment."""
+    from tfunite.fixes import FIXES, status
 
-    return status()
+    out = status()
+    for entry in out:
+        try:
+            entry["needed"] = bool(FIXES[str(entry["name"])].needed())
+        except Exception as e:  # a broken check is reported, not raised
+            entry["needed"] = f"unknown ({type(e).__name__}: {e})"
+    return out
 
 
 def problems(found: dict[str, str] | None = None) -> list[Problem]:
@@ -234,7 +241,8 @@ def problems(found: dict[str, str] | None = None) -> list[Problem]:
                     "was renamed) and switches the whole process to TF1 "
                     "(disable_v2_behavior). tfunite's tflearn bridge carries fixes for "
                     "both, applied when the bridge is used.",
-                    "use tu.tflearn(fn, ...) before importing tflearn",
+                    "build a tu.tflearn(fn, ...) owner before `import tflearn`, or import "
+                    "it with tfunite.bridges.tflearn.import_tflearn()",
                 )
             )
         pil_v = _major_minor(found.get("pillow"))
@@ -303,7 +311,9 @@ def format_report(data: dict[str, Any]) -> str:
     if not data["fixes"]:
         lines.append("  none registered")
     for fix in data["fixes"]:
+        needed = fix.get("needed")
         state = "applied" if fix["applied"] else "not applied"
+        state += {True: ", needed here", False: ", not needed here"}.get(needed, f", {needed}")
         lines.append(f"  {fix['name']} [{', '.join(fix['bridges'])}; {state}]: {fix['summary']}")
     lines += ["", "Known problems in this environment:"]
     if not data["problems"]:

@@ -122,9 +122,8 @@ def _write_saver(case: Any, want: dict[str, Any], prefix: str) -> None:
     from tfunite.tools.compat import graph_session
 
     with graph_session() as session:
-        _, fn = case.build()  # through the bridge: applies its legacy fixes
-        inputs = tf.constant(case.example())
-        fn(inputs, False) if case.bridge == "slim" else fn(inputs)
+        case.build()  # through the bridge first: it applies its legacy fixes
+        case.tf1(tf.constant(case.example()))
         session.run(tf.compat.v1.global_variables_initializer())
         by_name = {v.op.name: v for v in tf.compat.v1.global_variables()}
         missing = sorted(set(want) - set(by_name))
