@@ -1,0 +1,35 @@
+# The two set-up commands of the README: `make demo` (main job) and `make test`.
+# Both create .venv on first use and install tfunite with every framework, pinned by
+# constraints.txt (what was tested), so a fresh machine gets the same versions.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench matrix clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q pip==26.3
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python examples/gan.py
+
+test: install
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+matrix: install
+	$(BIN)/python -m tfunite.tools.matrix
+
+clean:
+	rm -rf $(VENV) .matrix build *.egg-info
