@@ -421,51 +421,48 @@ def test_batch_norm_without_update_collection_and_variables_collections():
 # ---------------------------------------------------------------------- checkpoints
 
 
-def _graph_checkpoint(tmp_path, version):
-    """resnet_v2_50 built, initialized and saved by a TF1 Saver; returns (path, x, y)."""
+@pytest.fixture(scope="module")
+def graph_checkpoints(tmp_path_factory):
+    """resnet_v2_50 built, initialized and saved by TF1 Savers (V1 and V2) in a graph.
+
+    Returns ({"V1": path, "V2": path}, x, graph output for x).
+    """
     x = image(32, seed=1)
+    root = tmp_path_factory.mktemp("slim_ckpt")
+    paths = {}
     graph = tf.Graph()
     with graph.as_default():
         owner, _ = net_owner("resnet_v2_50", num_classes=3)
         placeholder = tf.compat.v1.placeholder(tf.float32, x.shape)
         out = owner(placeholder)
-        saver = tf.compat.v1.train.Saver(write_version=version)
+        # non-trivial moving statistics, so that loading them is checked too
+        randomize = tf.group([var.assign(tf.random.uniform(var.shape, 0.5, 1.5, seed=7))
+                              for var in owner.non_trainable_variables])
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            # non-trivial moving statistics, so that loading them is checked too
-            for var in owner.non_trainable_variables:
-                sess.run(var.assign(tf.random.uniform(var.shape, 0.5, 1.5, seed=7)))
+            sess.run(randomize)
             y = sess.run(out, {placeholder: x})
-            (tmp_path / f"v{version}").mkdir(parents=True, exist_ok=True)
-            path = saver.save(sess, str(tmp_path / f"v{version}" / "model.ckpt"))
-    return path, x, y
-
-
-def test_saver_checkpoint_names_map_one_to_one():
-    path, _, _ = _graph_checkpoint_cached()
-    owner, _ = net_owner("resnet_v2_50", num_classes=3)
-    owner(tf.ones([1, 32, 32, 3]))
-    in_checkpoint = dict(tf.train.list_variables(path))
-    assert {n: v.shape.as_list() for n, v in owner.variables.items()} == in_checkpoint
-
-
-_CACHE: dict[str, tuple] = {}
-
-
-def _graph_checkpoint_cached():
-    if "v2" not in _CACHE:
-        import tempfile
-        from pathlib import Path
-
-        _CACHE["v2"] = _graph_checkpoint(Path(tempfile.mkdtemp()), tf.compat.v1.train.SaverDef.V2)
-    return _CACHE["v2"]
+            for version in ("V1", "V2"):
+                saver = tf.compat.v1.train.Saver(
+                    write_version=getattr(tf.compat.v1.train.SaverDef, version))
+                (root / version).mkdir()
+                paths[version] = saver.save(sess, str(root / version / "model.ckpt"))
+    return paths, x, y
 
 
 @pytest.mark.parametrize("version", ["V1", "V2"])
-def test_saver_checkpoint_loads_into_eager_owner(tmp_path, version):
-    saver_version = getattr(tf.compat.v1.train.SaverDef, version)
-    path, x, y = _graph_checkpoint(tmp_path, saver_version)
+def test_saver_checkpoint_names_map_one_to_one(graph_checkpoints, version):
+    paths, x, _ = graph_checkpoints
     owner, _ = net_owner("resnet_v2_50", num_classes=3)
     owner(tf.constant(x))
-    owner.load(path)
+    in_checkpoint = dict(tf.train.list_variables(paths[version]))
+    assert {n: v.shape.as_list() for n, v in owner.variables.items()} == in_checkpoint
+
+
+@pytest.mark.parametrize("version", ["V1", "V2"])
+def test_saver_checkpoint_loads_into_eager_owner(graph_checkpoints, version):
+    paths, x, y = graph_checkpoints
+    owner, _ = net_owner("resnet_v2_50", num_classes=3)
+    owner(tf.constant(x))
+    owner.load(paths[version])
     np.testing.assert_allclose(owner(tf.constant(x)).numpy(), y, rtol=1e-6, atol=1e-6)
