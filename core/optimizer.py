@@ -83,14 +83,16 @@ class Optimizer(Owner):
         var_list = self._var_list()
         self._refs = {id(v): n for n, v in self.owner.variables.items()}
         self._built_for = [id(v) for v in var_list]
-        with capturing(self):
+        with capturing(self) as created:
             if self.kind == "sonnet":
                 if hasattr(self.optimizer, "_initialize"):
                     self.optimizer._initialize(var_list)
             else:
                 self.optimizer.build(var_list)
+        self._created = list(created)  # e.g. tf_keras' learning_rate, which it does not list
         self.built = True
         self._check_unique()
+        self._check_all_owned(created)
         return self
 
     def __call__(self, inputs: Any, training: bool = False) -> Any:
@@ -145,11 +147,16 @@ class Optimizer(Owner):
         var_list = self._var_list()
         updates = [op for _, leaf in self.owner.leaves() for op in getattr(leaf, "_updates", list)()]
         grads = tf.gradients(loss, var_list)
+
+        # tf_keras (new API) and Sonnet optimizers are eager-style Python: run directly in a
+        # TF1 graph their variable updates are silently dropped (only the step counter
+        # moves). Traced as a function inside the graph, every update runs.
+        @tf.function(autograph=False)
+        def apply(*g):
+            self.apply(list(g))
+            return tf.constant(0)
+
         with tf.control_dependencies(updates):
-            if self.kind == "tf_keras":
-                return self.optimizer.apply_gradients(zip(grads, var_list))
-            # Sonnet's apply is eager-style Python; inside a graph it must be traced.
-            apply = tf.function(lambda *g: self.optimizer.apply(list(g), var_list) or tf.constant(0))
             return apply(*grads).op
 
     # ---------------------------------------------------------------- hooks
@@ -174,9 +181,12 @@ class Optimizer(Owner):
                     out.append((f"{slot}/{refs[ref_id]}", var, False))
                     in_slots.add(id(var))
         variables = opt.variables() if callable(getattr(opt, "variables", None)) else opt.variables
-        scalars = []
-        for v in variables:
-            var = _tf_variable(v)
-            if id(var) not in in_slots:
+        scalars, seen = [], set(in_slots)
+        # Some state is neither listed nor created in build (tf_keras' learning_rate is
+        # made in __init__ and held as an attribute): look at attributes too.
+        held = [_tf_variable(v) for v in vars(opt).values() if _is_variable(v)]
+        for var in [_tf_variable(v) for v in variables] + self._created + held:
+            if id(var) not in seen:
+                seen.add(id(var))
                 scalars.append((var.name.split("/")[-1].split(":")[0], var, False))
         return scalars + out

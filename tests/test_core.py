@@ -179,3 +179,35 @@ def test_mixed_keras_sonnet_one_optimizer():
     step = tf.function(lambda: opt.minimize(lambda: tf.reduce_mean(d(g(x)) ** 2)))
     losses = [float(step()) for _ in range(20)]
     assert losses[-1] < losses[0] * 0.5
+
+
+def test_tf_keras_in_a_session_train_op_really_updates(tmp_path):
+    """tf_keras' optimizer run directly in a Session moves only its step counter; the
+    train op must update weights and BatchNorm moving statistics too."""
+    import tf_keras
+
+    with tf.Graph().as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6])
+        owner = tu.wrap(models.tf_keras_sequential(), name="t")
+        loss = tf.reduce_mean(owner(x, training=True) ** 2)
+        opt = tu.Optimizer(tf_keras.optimizers.SGD(0.1), owner)
+        train = opt.train_op(loss)
+        with tf.compat.v1.Session() as sess:
+            owner.initialize(session=sess)
+            opt.initialize(session=sess)
+            kernel = owner.variables["dense/kernel"]
+            mean = owner.variables["batch_normalization/moving_mean"]
+            k0, m0 = sess.run([kernel, mean])
+            xs = models.example()
+            sess.run(train, {x: xs})
+            k1, m1 = sess.run([kernel, mean])
+            assert not np.allclose(k0, k1) and not np.allclose(m0, m1)
+            tu.save(owner, tmp_path / "ck", session=sess)
+            sess.run(kernel.assign(tf.zeros_like(kernel)))
+            report = tu.load(owner, tmp_path / "ck", session=sess)
+            assert report.applied
+            np.testing.assert_array_equal(sess.run(kernel), k1)
+            ops = len(tf.compat.v1.get_default_graph().get_operations())
+            tu.save(owner, tmp_path / "ck", session=sess)
+            tu.load(owner, tmp_path / "ck", session=sess)
+            assert len(tf.compat.v1.get_default_graph().get_operations()) == ops  # no graph growth
