@@ -1,0 +1,44 @@
+"""Port TF-Slim checkpoints into Keras 3 models, verified, and back.
+
+>>> import tfunite as tu
+>>> model, report = tu.port("vgg_16.ckpt", recipe="slim:vgg_16")   # doctest: +SKIP
+
+Recipes for all 16 networks of `tf_slim.nets` are registered (`recipes()` lists them);
+`port` plans before it loads, refuses a checkpoint that does not fit, verifies against
+Slim on request and writes `.keras` files atomically; `export` goes back to a
+Slim-named checkpoint; `port_custom` ports a custom Slim model with your own rules onto
+your own Keras model. See porting/README.md.
+"""
+
+from __future__ import annotations
+
+from .custom import port_custom
+from .engine import (
+    Chain,
+    Entry,
+    OutputError,
+    Plan,
+    PortReport,
+    VerificationError,
+    checkpoint_shapes,
+    export,
+    keras_weight_names,
+    looks_like,
+    make_plan,
+    port,
+    verify_port,
+)
+from .recipes import RECIPES, BuildSpec, Recipe, RecipeError, get_recipe, register_recipe
+
+
+def recipes() -> list[str]:
+    """Names of every registered recipe."""
+    return sorted(RECIPES)
+
+
+__all__ = [
+    "BuildSpec", "Chain", "Entry", "OutputError", "Plan", "PortReport", "RECIPES", "Recipe",
+    "RecipeError", "VerificationError", "checkpoint_shapes", "export", "get_recipe",
+    "keras_weight_names", "looks_like", "make_plan", "port", "port_custom", "recipes",
+    "register_recipe", "verify_port",
+]

@@ -1,0 +1,88 @@
+"""Port a custom TF-Slim model onto your own Keras model, with your own rules.
+
+This is the path for networks that are not in `tf_slim.nets`: you write the Keras model,
+a list of rename rules (ordered ``(regex, replacement)`` pairs, or TF's
+``assignment_map`` dict ``{"old_scope/": "new_scope/"}``) and, where a tensor's layout
+differs, per-variable transforms. tfunite prints the plan before it writes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tfunite.rules import Rules, RuleSpec, Transform
+
+from .engine import (
+    PortReport,
+    _refuse_unclean,
+    checkpoint_shapes,
+    execute,
+    make_plan,
+    save_atomic,
+)
+
+
+def port_custom(
+    checkpoint: str,
+    model: Any,
+    rules: RuleSpec,
+    transforms: Sequence[tuple[str, Transform]] | Mapping[str, Transform] = (),
+    *,
+    drop: Sequence[str] = (),
+    strict: bool = True,
+    dry_run: bool = False,
+    print_plan: bool = True,
+    output: str | None = None,
+    progress: bool = False,
+) -> PortReport:
+    """Load a custom Slim checkpoint into your Keras 3 `model` through your rules.
+
+    Keras-side names are ``<layer name>/<weight name>``, with ``.`` in a layer name read
+    as ``/`` (Keras forbids ``/`` in layer names); `tfunite.porting.keras_weight_names`
+    lists them. Example::
+
+        model = keras.Sequential([keras.Input((28, 28, 1)),
+                                  keras.layers.Conv2D(32, 3, name="conv1"),
+                                  keras.layers.Flatten(),
+                                  keras.layers.Dense(10, name="logits")])
+        report = port_custom(
+            "my_slim_model.ckpt", model,
+            rules=[(r"net/(conv1|logits)/weights", r"\\1/kernel"),
+                   (r"net/(conv1|logits)/biases", r"\\1/bias")],
+            transforms={r"net/logits/weights": tfunite.Reshape((5408, 10), (26, 26, 32, 10))},
+            dry_run=True)          # prints the plan, loads nothing
+        report = port_custom("my_slim_model.ckpt", model, rules=..., output="model.keras")
+
+    Args:
+        checkpoint: the Slim checkpoint (prefix, V1 file or directory).
+        model: your Keras 3 model, built (it has its weights).
+        rules: ``[(regex, replacement), ...]`` (first full match wins; a replacement of
+            None drops the entry) or an assignment_map ``{"old/": "new/"}``.
+        transforms: ``{regex: Transform}`` or pairs, on checkpoint names (first match).
+        drop: regexes of checkpoint entries to leave out on purpose.
+        strict: refuse entries that map to no weight (missing weights always refuse).
+        dry_run: make and print the plan only.
+        print_plan: print the plan (rich) before loading.
+        output: also write the model to this `.keras` path, atomically.
+        progress: show a progress bar.
+
+    Returns:
+        The `PortReport`. Raises `LoadError` (nothing loaded) if the plan is not clean.
+    """
+    rules = Rules.parse(rules)
+    pairs = list(transforms.items()) if isinstance(transforms, Mapping) else list(transforms)
+    shapes, dtypes = checkpoint_shapes(checkpoint)
+    report = PortReport("custom", checkpoint, getattr(model, "name", "model"), dry_run=dry_run)
+    report.input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    plan = make_plan(shapes, dtypes, model, rules, pairs,
+                     [(p, "dropped on request") for p in drop], "layers", report)
+    if print_plan:
+        plan.report.render(verbose=True)
+    _refuse_unclean(plan.report, strict, checkpoint, "your rules")
+    if dry_run:
+        return report
+    execute(plan, checkpoint, progress=progress)
+    if output is not None:
+        report.output = save_atomic(model, output)
+    return report
