@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.python.eager.context import eager_mode
 from tfunite import fixes
 from tfunite.capture import capturing
 from tfunite.errors import GraphModeError, missing_dependency
@@ -454,7 +455,12 @@ class TFLearnOwner(Owner):
     def _losses(self) -> list[tf.Tensor]:
         if self.in_graph:
             return list(self._graph_losses)
-        return [regularizer(var) for var, regularizer in self._regularizers.values()]
+        # An eager owner asked from inside a TF1 graph (not a tf.function): its variables
+        # are eager, so compute the losses eagerly.
+        in_tf1_graph = getattr(tf.compat.v1.get_default_graph(), "outer_graph", None) is None
+        lift = eager_mode() if in_tf1_graph and not tf.executing_eagerly() else contextlib.nullcontext()
+        with lift:
+            return [regularizer(var) for var, regularizer in self._regularizers.values()]
 
     def _endpoints(self) -> dict[str, Any]:
         return dict(self._last_endpoints)

@@ -304,6 +304,10 @@ def test_regularizers_reach_owner_losses_and_stay_current():
             total = tf.add_n(owner.losses)
         return total, tape.gradient(total, fc_w)
 
+    want = expected()
+    with tf.Graph().as_default():  # asked from inside a TF1 graph: still eager values
+        got = [loss.numpy() for loss in owner.losses]
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
     total, grad = loss_and_grad()
     np.testing.assert_allclose(total, sum(expected()), rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(grad, 0.01 * fc_w.numpy(), rtol=RTOL, atol=ATOL)
