@@ -9,7 +9,6 @@ registry when the slim bridge provides it (see COMPAT_NOTES.md).
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,36 +36,20 @@ SLIM_NETS: dict[str, tuple[str, str, str]] = {
 
 
 def ensure_slim() -> Any:
-    """Import tf_slim with the legacy fixes it needs on current TensorFlow.
+    """Import tf_slim with the named legacy fixes of the slim bridge applied.
 
-    Prefers the slim bridge's named fixes (`tfunite.fixes.ensure("slim")`); until that
-    bridge is available, aliases the one module path that `slim.batch_norm` needs.
+    `tfunite.bridges.legacy` registers the fixes (e.g. ``slim-batch-norm-import``);
+    `tfunite.fixes.ensure("slim")` applies them once, idempotently.
     """
-    try:
-        import tfunite.bridges.legacy  # noqa: F401  (registers the named fixes)
-        from tfunite import fixes
+    import tfunite.bridges.legacy  # noqa: F401  (registers the named fixes)
+    from tfunite import fixes
 
-        fixes.ensure("slim")
-    except ImportError:
-        _alias_legacy_tf_layers()
+    fixes.ensure("slim")
     try:
         import tf_slim
     except ImportError:
         raise missing_dependency("tf-slim", "slim", "Porting a TF-Slim checkpoint") from None
     return tf_slim
-
-
-def _alias_legacy_tf_layers() -> None:
-    """`tensorflow/python/layers/normalization.py` lazy-loads a moved tf_keras path."""
-    if "tf_keras.legacy_tf_layers.normalization" in sys.modules:
-        return
-    try:
-        pkg = importlib.import_module("tf_keras.src.legacy_tf_layers")
-        norm = importlib.import_module("tf_keras.src.legacy_tf_layers.normalization")
-    except ImportError:
-        return
-    sys.modules.setdefault("tf_keras.legacy_tf_layers", pkg)
-    sys.modules.setdefault("tf_keras.legacy_tf_layers.normalization", norm)
 
 
 def net_functions(net: str) -> tuple[Any, Any]:

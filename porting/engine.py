@@ -422,13 +422,13 @@ def check_output(path: str) -> str:
     """Refuse early an output path that cannot be written; returns the absolute path."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise OutputError(f"Output path {path!r} is a directory. Fix: give a file name ending in .keras.")
     if not path.endswith(".keras"):
         raise OutputError(
             f"Output path {path!r} must end in '.keras' (Keras 3 saves whole models only in "
             f"that format). Fix: use {os.path.splitext(path)[0] + '.keras'!r}."
         )
-    if os.path.isdir(path):
-        raise OutputError(f"Output path {path!r} is a directory. Fix: give a file name ending in .keras.")
     if not os.path.isdir(folder):
         raise OutputError(
             f"Cannot write {path!r}: the directory {folder!r} does not exist. "

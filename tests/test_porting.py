@@ -1,0 +1,414 @@
+"""Porting TF-Slim checkpoints into Keras 3 models (tfunite.porting), verified against Slim.
+
+Checkpoints are written here with random weights and randomized BatchNorm statistics
+(`tfunite.porting._slim.random_weights`), in TF's V1 and V2 formats. One parametrized
+test runs every recipe end to end at its smallest input size; the rest use the small
+nets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tfunite as tu
+from tfunite.errors import CheckpointError, LoadError
+from tfunite.porting import (
+    OutputError,
+    RecipeError,
+    _slim,
+    export,
+    port,
+    port_custom,
+    recipes,
+    register_recipe,
+)
+from tfunite.porting.recipes import RECIPES
+
+RTOL = 1e-5  # port verification bound on logits: max |keras - slim| / max |slim|
+
+# net -> (input size for the Keras model, classes, input size for writing the checkpoint)
+CASES = {
+    "alexnet_v2": (224, 10, 224),   # fc6 is a 5x5 VALID conv: needs pool5 of 5x5
+    "overfeat": (231, 10, 231),     # fc6 is a 6x6 VALID conv
+    "vgg_a": (224, 10, 224),        # fc6 is a 7x7 VALID conv
+    "vgg_16": (224, 10, 224),
+    "vgg_19": (224, 10, 224),
+    "inception_v1": (224, 10, 224),  # a fixed 7x7 VALID average pool at the end
+    "inception_v2": (64, 10, 64),
+    "inception_v3": (75, 1001, 150),  # checkpoint at 150 so that it holds AuxLogits
+    "resnet_v1_50": (64, 10, 64),
+    "resnet_v1_101": (64, 10, 64),
+    "resnet_v1_152": (64, 10, 64),
+    "resnet_v1_200": (64, 10, 64),
+    "resnet_v2_50": (64, 1001, 64),
+    "resnet_v2_101": (64, 10, 64),
+    "resnet_v2_152": (64, 10, 64),
+    "resnet_v2_200": (64, 10, 64),
+}
+
+
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory):
+    """ckpt(net, classes=None, size=None, version="V2", seed=0) -> a cached checkpoint prefix."""
+    cache: dict = {}
+    root = tmp_path_factory.mktemp("slim_ckpts")
+
+    def make(net, classes=None, size=None, version="V2", seed=0):
+        _, n, s = CASES[net]
+        key = (net, classes or n, size or s, version, seed)
+        if key not in cache:
+            path = str(root / "_".join(map(str, key)) / "model.ckpt")
+            os.makedirs(os.path.dirname(path))
+            _slim.write_random_checkpoint(net, path, (key[2], key[2], 3), key[1], seed=seed,
+                                          write_version=version)
+            cache[key] = path
+        return cache[key]
+
+    return make
+
+
+def _input(net):
+    s = CASES[net][0]
+    return (s, s, 3)
+
+
+# ----------------------------------------------------------------- every recipe
+def test_all_16_nets_have_recipes():
+    assert sorted(r.split(":")[1] for r in recipes()) == sorted(CASES)
+
+
+@pytest.mark.parametrize("net", sorted(CASES))
+def test_recipe_ports_and_verifies(net, ckpt):
+    model, report = port(ckpt(net), f"slim:{net}", input_shape=_input(net), verify=True)
+    v = report.verification
+    assert v["ok"]
+    assert v["outputs"]["logits"]["max_rel"] <= RTOL
+    assert len(v["outputs"]) >= 3, "logits and two endpoints are compared"
+    for name, d in v["outputs"].items():
+        # endpoints: same bound, they are float32 activations of the same computation
+        assert d["max_rel"] <= RTOL, (name, d)
+    assert report.ok and not report.missing and not report.unexpected
+    expected_classes = 1000 if CASES[net][1] == 1001 else CASES[net][1]
+    assert model.output_shape == (None, expected_classes)
+    print(f"{net}: logits max rel {v['outputs']['logits']['max_rel']:.2e}")
+
+
+def test_verification_compares_real_signal(ckpt):
+    """A zero difference must not come from all-zero logits."""
+    model, report = port(ckpt("alexnet_v2"), "slim:alexnet_v2", verify=True)
+    x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype(np.float32)
+    assert float(np.max(np.abs(model(x)))) > 1e-3
+    assert report.verification["outputs"]["logits"]["max_rel"] <= RTOL
+
+
+def test_keras_applications_targets():
+    assert "VGG16" in RECIPES["slim:vgg_16"].target
+    assert "VGG19" in RECIPES["slim:vgg_19"].target
+    assert "InceptionV3" in RECIPES["slim:inception_v3"].target
+    for d in (50, 101, 152):
+        assert f"ResNet{d}V2" in RECIPES[f"slim:resnet_v2_{d}"].target
+
+
+# ------------------------------------------------------------- background class
+def test_background_class_dropped_by_default_and_kept_on_request(ckpt):
+    path = ckpt("resnet_v2_50")  # 1001 classes
+    m_drop, r_drop = port(path, "slim:resnet_v2_50", input_shape=(64, 64, 3), verify=True)
+    m_keep, r_keep = port(path, "slim:resnet_v2_50", input_shape=(64, 64, 3), verify=True,
+                          keep_background=True)
+    assert m_drop.output_shape == (None, 1000) and r_drop.background == "dropped"
+    assert m_keep.output_shape == (None, 1001) and r_keep.background == "kept"
+    x = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(m_drop(x)), np.asarray(m_keep(x))[:, 1:],
+                               rtol=1e-6, atol=1e-6)
+    logits = [e for e in r_drop.transformed if "logits" in e.source]
+    assert logits and all("background" in str(e.to_dict()["transform"]) for e in logits)
+
+
+def test_training_state_and_aux_logits_are_dropped_on_purpose(tmp_path):
+    path = str(tmp_path / "model.ckpt")
+    _slim.write_random_checkpoint(
+        "resnet_v1_50", path, (32, 32, 3), 5,
+        extra={"global_step": np.array(7, np.int64),
+               "resnet_v1_50/conv1/weights/Momentum": np.zeros((7, 7, 3, 64), np.float32)},
+    )
+    _, report = port(path, "slim:resnet_v1_50", input_shape=(32, 32, 3), dry_run=True)
+    dropped = {e.source: e.reason for e in report.dropped}
+    assert "training state" in dropped["global_step"]
+    assert "training state" in dropped["resnet_v1_50/conv1/weights/Momentum"]
+
+
+def test_inception_v3_drops_aux_logits(ckpt):
+    _, report = port(ckpt("inception_v3"), "slim:inception_v3", input_shape=(75, 75, 3),
+                     dry_run=True)
+    aux = [e for e in report.dropped if "/AuxLogits/" in e.source]
+    assert aux and all("auxiliary" in e.reason for e in aux)
+
+
+def test_v1_saver_format(ckpt):
+    path = ckpt("resnet_v1_50", classes=7, size=32, version="V1")
+    assert not os.path.exists(path + ".index")  # really the V1 single-file format
+    _, report = port(path, "slim:resnet_v1_50", input_shape=(32, 32, 3), verify=True)
+    assert report.verification["outputs"]["logits"]["max_rel"] <= RTOL
+
+
+# ------------------------------------------------------------------- the file
+FRESH = textwrap.dedent("""
+    import sys, numpy as np, keras
+    assert "tf_slim" not in sys.modules and "tfunite" not in sys.modules
+    m = keras.saving.load_model(sys.argv[1])
+    x = np.load(sys.argv[2])
+    np.save(sys.argv[3], np.asarray(m.predict(x, verbose=0)))
+    assert "tf_slim" not in sys.modules and "tfunite" not in sys.modules
+    print(keras.backend.backend())
+""")
+
+
+@pytest.fixture(scope="module")
+def saved_inception_v2(ckpt, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keras_file")
+    out = str(folder / "inception_v2.keras")
+    model, report = port(ckpt("inception_v2"), "slim:inception_v2", input_shape=(64, 64, 3),
+                         output=out)
+    x = np.random.default_rng(2).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    np.save(folder / "x.npy", x)
+    return folder, out, np.asarray(model(x))
+
+
+def _run_fresh(folder, out, backend):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    res = subprocess.run([sys.executable, "-c", FRESH, out, str(folder / "x.npy"),
+                          str(folder / f"y_{backend}.npy")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == backend
+    return np.load(folder / f"y_{backend}.npy")
+
+
+def test_keras_file_loads_in_fresh_process_without_slim_or_tfunite(saved_inception_v2):
+    folder, out, expected = saved_inception_v2
+    assert not [f for f in os.listdir(folder) if f.startswith(".")], "no temp files left"
+    np.testing.assert_allclose(_run_fresh(folder, out, "tensorflow"), expected,
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_keras_file_same_outputs_under_jax(saved_inception_v2):
+    pytest.importorskip("jax")
+    folder, out, expected = saved_inception_v2
+    # Another backend runs other convolution kernels: float32 summation order differs.
+    np.testing.assert_allclose(_run_fresh(folder, out, "jax"), expected, rtol=1e-5,
+                               atol=1e-5 * float(np.max(np.abs(expected))))
+
+
+# ------------------------------------------------------------------ back again
+def _all_tensors(path):
+    r = tf.train.load_checkpoint(path)
+    return {k: r.get_tensor(k) for k in r.get_variable_to_shape_map()}
+
+
+def test_slim_keras_slim_round_trip_is_exact_and_slim_loads_it(ckpt, tmp_path):
+    src = ckpt("alexnet_v2")
+    model, _ = port(src, "slim:alexnet_v2")
+    dst = str(tmp_path / "back.ckpt")
+    export(model, "slim:alexnet_v2", dst)
+    a, b = _all_tensors(src), _all_tensors(dst)
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # Slim's own loader, into real TF1 variables.
+    slim = _slim.ensure_slim()
+    sg = _slim.build_graph("alexnet_v2", (224, 224, 3), 10, weights="variables")
+    with sg.graph.as_default():
+        init_fn = slim.assign_from_checkpoint_fn(dst, list(sg.weights.values()))
+        with tf.compat.v1.Session(graph=sg.graph) as sess:
+            init_fn(sess)
+            got = sess.run({k: v for k, v in sg.weights.items()})
+    for k in a:
+        np.testing.assert_array_equal(got[k], a[k], err_msg=k)
+
+
+def test_round_trip_through_keras_applications_model_with_background(ckpt, tmp_path):
+    src = ckpt("resnet_v2_50")  # 1001 classes, ported to a 1000-class ResNet50V2
+    model, _ = port(src, "slim:resnet_v2_50", input_shape=(64, 64, 3))
+    dst = str(tmp_path / "back.ckpt")
+    export(model, "slim:resnet_v2_50", dst, background=True)
+    a, b = _all_tensors(src), _all_tensors(dst)
+    assert sorted(a) == sorted(b)
+    for k in a:
+        if "/logits/" in k:  # class 0 (background) was dropped; export fills zeros
+            np.testing.assert_array_equal(a[k][..., 1:], b[k][..., 1:], err_msg=k)
+            assert not np.any(b[k][..., 0])
+        else:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# ----------------------------------------------------------------- bad inputs
+def test_checkpoint_of_another_net_says_which_net(ckpt):
+    with pytest.raises(LoadError, match=r"is not a slim:resnet_v1_50 checkpoint: it looks like "
+                                        r"slim:inception_v2 .*Fix: use recipe='slim:inception_v2'"):
+        port(ckpt("inception_v2"), "slim:resnet_v1_50")
+
+
+def test_resnet_depths_are_told_apart(ckpt):
+    with pytest.raises(LoadError, match=r"looks like slim:resnet_v1_101"):
+        port(ckpt("resnet_v1_101"), "slim:resnet_v1_50", input_shape=(64, 64, 3))
+
+
+def test_missing_tensor(ckpt, tmp_path):
+    values = _all_tensors(ckpt("resnet_v1_50"))
+    del values["resnet_v1_50/block2/unit_1/bottleneck_v1/conv2/BatchNorm/moving_variance"]
+    path = str(tmp_path / "m.ckpt")
+    _slim.write_raw(values, path)
+    with pytest.raises(LoadError, match=r"1 missing .*\n.*block2/unit_1/bottleneck_v1/conv2/"
+                                        r"BatchNorm/moving_variance \(128,\)") as info:
+        port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
+    assert info.value.report.counts()["missing"] == 1
+
+
+def test_wrong_shape(ckpt, tmp_path):
+    values = _all_tensors(ckpt("resnet_v1_50"))
+    values["resnet_v1_50/block1/unit_1/bottleneck_v1/conv2/weights"] = np.zeros(
+        (5, 5, 64, 64), np.float32)
+    path = str(tmp_path / "s.ckpt")
+    _slim.write_raw(values, path)
+    with pytest.raises(LoadError, match=r"wrong shape.*\n.*conv2/weights -> .*checkpoint shape "
+                                        r"\(5, 5, 64, 64\), Keras weight expects \(3, 3, 64, 64\)"):
+        port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
+
+
+def test_unexpected_entries_refused_when_strict(ckpt, tmp_path):
+    values = _all_tensors(ckpt("resnet_v1_50"))
+    values["resnet_v1_50/extra_head/weights"] = np.zeros((3, 3), np.float32)
+    path = str(tmp_path / "u.ckpt")
+    _slim.write_raw(values, path)
+    with pytest.raises(LoadError, match=r"1 unexpected .*\n.*resnet_v1_50/extra_head/weights"):
+        port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
+    _, report = port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3), strict=False)
+    assert [e.source for e in report.unexpected] == ["resnet_v1_50/extra_head/weights"]
+
+
+def test_unknown_recipe_lists_known_ones(ckpt):
+    with pytest.raises(RecipeError, match=r"Unknown recipe 'slim:vgg_17'\. Known recipes: "
+                                          r"slim:alexnet_v2, .*slim:vgg_16, slim:vgg_19"):
+        port(ckpt("alexnet_v2"), "slim:vgg_17")
+
+
+def test_duplicate_recipe_raises():
+    with pytest.raises(RecipeError, match=r"'slim:vgg_16' is already registered"):
+        register_recipe(RECIPES["slim:vgg_16"])
+
+
+def test_unreadable_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match=r"Cannot read a TF checkpoint at .*nothing\.ckpt"):
+        port(str(tmp_path / "nothing.ckpt"), "slim:vgg_16")
+
+
+@pytest.mark.parametrize("make_path, message", [
+    (lambda d: d / "no_such_dir" / "m.keras", r"the directory .*no_such_dir' does not exist"),
+    (lambda d: d / "m.h5", r"must end in '\.keras'"),
+    (lambda d: d, r"is a directory"),
+])
+def test_output_path_that_cannot_be_written(ckpt, tmp_path, make_path, message):
+    before = set(os.listdir(tmp_path))
+    with pytest.raises(OutputError, match=message):
+        port(ckpt("alexnet_v2"), "slim:alexnet_v2", output=str(make_path(tmp_path)))
+    assert set(os.listdir(tmp_path)) == before
+
+
+def test_failed_save_leaves_no_file(ckpt, tmp_path, monkeypatch):
+    import keras
+
+    def broken_save(self, path, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save", broken_save)
+    out = tmp_path / "m.keras"
+    with pytest.raises(OutputError, match=r"Writing .*m\.keras' failed: disk full\. Nothing"):
+        port(ckpt("resnet_v1_50"), "slim:resnet_v1_50", input_shape=(64, 64, 3),
+             output=str(out))
+    assert os.listdir(tmp_path) == []
+
+
+def test_refused_port_writes_nothing(ckpt, tmp_path):
+    out = tmp_path / "m.keras"
+    with pytest.raises(LoadError):
+        port(ckpt("inception_v2"), "slim:resnet_v1_50", output=str(out))
+    assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------- custom models
+def _custom_checkpoint(path):
+    rng = np.random.default_rng(3)
+    values = {
+        "net/conv1/weights": rng.normal(size=(3, 3, 1, 4)).astype(np.float32),
+        "net/conv1/biases": rng.normal(size=(4,)).astype(np.float32),
+        "net/logits/weights": rng.normal(size=(6, 6, 4, 3)).astype(np.float32),
+        "net/logits/biases": rng.normal(size=(3,)).astype(np.float32),
+        "global_step": np.array(3, np.int64),
+    }
+    _slim.write_raw(values, path)
+    return values
+
+
+def _custom_model():
+    import keras
+
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(4, 3, name="features.conv1"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, name="head"),
+    ])
+
+
+def test_custom_model_with_regex_rules_and_transforms(tmp_path, capsys):
+    path = str(tmp_path / "c.ckpt")
+    values = _custom_checkpoint(path)
+    model = _custom_model()
+    rules = [(r"net/conv1/weights", "features/conv1/kernel"),
+             (r"net/conv1/biases", "features/conv1/bias"),
+             (r"net/logits/weights", "head/kernel"),
+             (r"net/logits/biases", "head/bias")]
+    transforms = {r"net/logits/weights": tu.Reshape((144, 3), source_shape=(6, 6, 4, 3))}
+    before = [np.array(w) for w in model.weights]
+    report = port_custom(path, model, rules, transforms, drop=["global_step"], dry_run=True)
+    out = capsys.readouterr().out
+    assert "Plan" in out and "net/logits/weights" in out and "head/kernel" in out
+    for w, b in zip(model.weights, before):  # a dry run loads nothing
+        np.testing.assert_array_equal(np.array(w), b)
+    report = port_custom(path, model, rules, transforms, drop=["global_step"],
+                         output=str(tmp_path / "c.keras"))
+    assert report.counts()["transformed"] == 1 and report.ok
+    np.testing.assert_array_equal(np.array(model.get_layer("head").kernel),
+                                  values["net/logits/weights"].reshape(144, 3))
+    assert os.path.exists(tmp_path / "c.keras")
+
+
+def test_custom_model_with_assignment_map(tmp_path):
+    path = str(tmp_path / "c.ckpt")
+    _custom_checkpoint(path)
+    import keras
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv1")])
+    with pytest.raises(LoadError, match=r"unexpected .*\n.*net/logits/biases"):
+        port_custom(path, model, {"net/conv1/": "conv1/"}, print_plan=False)
+    # assignment_map renames scopes, not leaf names: Slim 'weights' -> Keras 'kernel' rules
+    report = port_custom(path, model, [(r"net/conv1/weights", "conv1/kernel"),
+                                       (r"net/conv1/biases", "conv1/bias")],
+                         drop=[r"net/logits/.*", "global_step"], print_plan=False)
+    assert report.ok and report.counts()["matched"] == 2
+
+
+def test_report_json_serializable(ckpt):
+    _, report = port(ckpt("inception_v3"), "slim:inception_v3", input_shape=(75, 75, 3),
+                     dry_run=True)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["counts"]["dropped"] > 0 and data["background"] == "dropped"
