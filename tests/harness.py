@@ -32,8 +32,8 @@ class Case:
     factory: str                              # attribute of tests.models
     framework: str
     names: list[str]
-    native: Callable[[Any, Any], Any]         # native forward: native(obj, x)
-    native_count: Callable[[Any], int]        # how many variables the framework tracks
+    native: Callable[[Any, Any, Any], Any]    # native forward: native(obj, x, owner)
+    native_count: Callable[[Any, Any], int]   # variables the framework tracks: (obj, owner)
     input_shape: tuple[int, ...] = (4, 6)
     wrap: Callable[[Any, str], Any] = field(default=lambda obj, name: tu.wrap(obj, name=name))
 
@@ -51,14 +51,14 @@ def build(case: Case) -> tuple[Any, Any, np.ndarray]:
 def check_names(case: Case, obj: Any, owner: Any) -> None:
     assert owner.framework == case.framework
     assert list(owner.variables) == case.names
-    assert len(owner.variables) == case.native_count(obj)
+    assert len(owner.variables) == case.native_count(obj, owner)
     assert all(":" not in n for n in owner.variables)
     parts = {id(v) for v in owner.trainable_variables} | {id(v) for v in owner.non_trainable_variables}
     assert parts == {id(v) for v in owner.variables.values()}
 
 
 def check_forward(case: Case, obj: Any, owner: Any, x: np.ndarray) -> None:
-    want = np.asarray(case.native(obj, x))
+    want = np.asarray(case.native(obj, x, owner))
     np.testing.assert_allclose(np.asarray(owner(x)), want, rtol=RTOL, atol=ATOL)
     traced = tf.function(lambda t: owner(t))
     np.testing.assert_allclose(np.asarray(traced(tf.constant(x))), want, rtol=RTOL, atol=ATOL)
@@ -76,8 +76,8 @@ def scramble(owner: Any, seed: int = 1) -> None:
 
 def check_roundtrip(owner: Any, x: np.ndarray, path: str) -> dict[str, np.ndarray]:
     scramble(owner, seed=7)  # non-trivial values (BatchNorm statistics included)
+    out = np.asarray(owner(x))  # before the snapshot: a call may set state (TFLearn's flag)
     saved = {k: v.numpy().copy() for k, v in owner.variables.items()}
-    out = np.asarray(owner(x))
     tu.save(owner, path)
     scramble(owner, seed=8)
     report = tu.load(owner, path)
@@ -110,8 +110,8 @@ def check_fresh_process(case: Case, owner: Any, x: np.ndarray, path: str) -> Non
     result = run_fresh(FRESH.format(name=case.name, path=path))
     assert result["names"] == case.names
     assert result["matched"] == len(case.names)
-    np.testing.assert_allclose(np.array(result["out"], np.float32), np.asarray(owner(x)),
-                               rtol=RTOL, atol=ATOL)
+    out = np.asarray(owner(x))
+    np.testing.assert_allclose(np.array(result["out"], out.dtype), out, rtol=RTOL, atol=ATOL)
 
 
 def dumps(value: Any) -> str:

@@ -119,3 +119,46 @@ FACTORIES = {
     "sonnet_bn": sonnet_bn,
     "tf_module": tf_module,
 }
+
+
+# ---------------------------------------------------------------- function-based bridges
+def slim_net():
+    """A small Slim model: arg_scope weight decay, batch norm, explicit scopes."""
+
+    def fn(inputs, is_training):
+        import tf_slim as slim
+
+        with tf.compat.v1.variable_scope("net"):
+            with slim.arg_scope([slim.fully_connected], weights_regularizer=slim.l2_regularizer(1e-3)):
+                net = slim.fully_connected(inputs, 8, scope="fc1")
+                net = slim.batch_norm(net, is_training=is_training, scope="bn")
+                return slim.fully_connected(net, 3, activation_fn=None, scope="logits")
+
+    return fn
+
+
+def tflearn_net():
+    """A small TFLearn model with explicit layer names."""
+
+    def fn(inputs):
+        import tflearn
+
+        net = tflearn.fully_connected(inputs, 8, activation="relu", name="fc1")
+        return tflearn.fully_connected(net, 3, name="logits")
+
+    return fn
+
+
+def native_tf1(call, x: np.ndarray, owner) -> tuple[np.ndarray, int]:
+    """Run `call(placeholder)` natively in a TF1 graph + Session with the owner's variable
+    values loaded by name; returns (output, number of variables the graph created)."""
+    values = {k: v.numpy() for k, v in owner.variables.items()}
+    with tf.Graph().as_default():
+        ph = tf.compat.v1.placeholder(tf.float32, x.shape)
+        out = call(ph)
+        variables = tf.compat.v1.global_variables()
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for var in variables:
+                var.load(values[var.op.name], sess)
+            return sess.run(out, {ph: x}), len(variables)
