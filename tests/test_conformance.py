@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 import tfunite as tu
+
 from tests import models
 from tests.harness import (
     Case,
