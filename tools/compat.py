@@ -49,6 +49,7 @@ FEATURES: tuple[str, ...] = (
     "function",  # the same owner inside tf.function equals eager (rtol=atol=1e-6)
     "graph",  # a fresh owner in a TF1 tf.Graph + Session equals eager with the same values
     "train",  # tu.Optimizer step: the loss decreases, the optimizer owns its slots
+    "train_graph",  # tu.Optimizer.train_op in a TF1 Session: the loss decreases
     "save",  # tu.save writes a name-based checkpoint tf.train.load_checkpoint reads exactly
     "load",  # tu.load into a fresh owner restores every value exactly
     "native",  # the framework's own checkpoint loads through tu.load exactly
@@ -465,6 +466,62 @@ def probe_train(case: Case, tmp: Path) -> None:
         raise AssertionError("tu.Optimizer owns no variables after a step (slots, step counter)")
 
 
+def _graph_train(case: Case) -> None:
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras
+    import tfunite as tu
+
+    with graph_session() as session:
+        owner, _ = case.build()
+        x = tf.constant(case.example())
+        target = tf.constant(np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(2, 3))
+        loss = tf.reduce_mean(tf.square(owner(x, training=True) - target))
+        optimizer = tu.Optimizer(tf_keras.optimizers.Adam(learning_rate=1e-2), owner)
+        train_op = optimizer.train_op(loss)
+        owner.initialize(session=session)
+        optimizer.initialize(session=session)
+        before = session.run(owner.trainable_variables)
+        first = session.run(loss)
+        for _ in range(5):
+            session.run(train_op)
+        after = session.run(loss)
+        if not after < first:
+            raise AssertionError(f"loss did not decrease after 5 steps: {first:.6g} -> {after:.6g}")
+        now = session.run(owner.trainable_variables)
+        changed = sum(not np.array_equal(b, a) for b, a in zip(before, now, strict=True))
+        if changed != len(before):
+            raise AssertionError(f"only {changed} of {len(before)} trainable variables changed")
+
+
+@probe("train_graph", "tf_keras", "sonnet", "slim", "tflearn", "tf_module")
+def probe_train_graph(case: Case, tmp: Path) -> None:
+    """A tf_keras optimizer through tu.Optimizer.train_op in a TF1 Session."""
+    import importlib.util
+
+    if importlib.util.find_spec("tf_keras") is None:
+        raise Skip(
+            "the graph-mode optimizer is tf_keras, which is not installed "
+            "(pip install 'tfunite[tf-keras]')"
+        )
+    _graph_train(case)
+
+
+@probe("train_graph", "keras")
+def probe_train_graph_keras3(case: Case, tmp: Path) -> None:
+    """Keras 3 does not run in TF1 graphs: tfunite must say so with GraphModeError."""
+    import tfunite as tu
+
+    try:
+        _graph_train(case)
+    except tu.GraphModeError as e:
+        raise NotApplicable(
+            "Keras 3 does not run in a TF1 Session; tfunite raises "
+            f"GraphModeError ({str(e).split('. ')[0]})"
+        ) from e
+    raise AssertionError("expected GraphModeError for Keras 3 in a TF1 graph")
+
+
 @probe("save")
 def probe_save(case: Case, tmp: Path) -> None:
     import numpy as np
@@ -594,10 +651,19 @@ PORT_RTOL = 1e-5
 @probe("port", "slim")
 def probe_port(case: Case, tmp: Path) -> None:
     """tu.port: a Slim resnet_v2_50 checkpoint becomes a Keras ResNet50V2, same outputs."""
+    import importlib.util
+
     import numpy as np
     import tensorflow as tf
     import tfunite as tu
 
+    if importlib.util.find_spec("keras") is None:
+        raise Skip(
+            "tu.port builds Keras 3 models; keras is not installed (pip install 'tfunite[keras]')"
+        )
+    gate = _keras3_gate("keras")
+    if gate:
+        raise Skip(f"tu.port builds Keras 3 models: {gate.split(';')[0]}")
     case.build()  # through the bridge first: it applies its legacy fixes (batch_norm)
     import tf_slim as slim
     from tf_slim.nets import resnet_v2
