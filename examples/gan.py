@@ -31,7 +31,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import sonnet as snt  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 import tfunite as tu  # noqa: E402
 
 REAL_MEAN, REAL_STD, NOISE, BATCH = 4.0, 1.25, 4, 64
