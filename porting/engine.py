@@ -179,10 +179,13 @@ class PortReport:
 
     def render(self, console: Any = None, verbose: bool = False) -> None:
         """Print the plan/report with rich."""
+        import sys
+
         from rich.console import Console
         from rich.table import Table
 
-        console = console or Console()
+        console = console or Console(soft_wrap=True,
+                                     width=None if sys.stdout.isatty() else 200)
         head = "Plan" if self.dry_run else "Port report"
         console.print(f"[bold]{head}[/bold]: {self.checkpoint} -> {self.target} "
                       f"(recipe {self.recipe})")

@@ -197,6 +197,12 @@ def _delegate(module: str, what: str):
     return run
 
 
+_DELEGATES = {
+    "doctor": "framework versions and legacy fixes",
+    "compat": "the compatibility matrix runner",
+}
+
+
 def _console():
     from rich.console import Console
 
@@ -254,8 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recipes)
 
-    for name, what in (("doctor", "framework versions and legacy fixes"),
-                       ("compat", "the compatibility matrix runner")):
+    for name, what in _DELEGATES.items():
         p = sub.add_parser(name, help=what, add_help=False,
                            description=f"{what} (options: tfunite {name} --help)")
         p.add_argument("args", nargs=argparse.REMAINDER)
@@ -266,7 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tfunite`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("doctor", "compat"):
+        # Their options belong to their own parsers (argparse.REMAINDER drops a leading
+        # "--option" inside a subparser), so they are passed through untouched.
+        args = argparse.Namespace(command=argv[0], args=argv[1:],
+                                  func=_delegate(argv[0], _DELEGATES[argv[0]]))
+    else:
+        args = parser.parse_args(argv)
     _quiet_tf()
     from tfunite.errors import TfuniteError
 

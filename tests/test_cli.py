@@ -1,0 +1,201 @@
+"""The ``tfunite`` command line: port, inspect, diff, and dispatch to doctor/compat.
+
+Commands run in-process through `tfunite.tools.cli.main` (fast); one test runs the
+installed console script to check the entry point itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tfunite.porting import _slim
+from tfunite.tools import cli
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A resnet_v1_50 checkpoint (5 classes, written for 32x32 inputs) and a copy with
+    one tensor changed, one removed and one added."""
+    root = tmp_path_factory.mktemp("cli")
+    a = str(root / "a" / "model.ckpt")
+    os.makedirs(os.path.dirname(a))
+    _slim.write_random_checkpoint("resnet_v1_50", a, (32, 32, 3), 5)
+    import tensorflow as tf
+
+    r = tf.train.load_checkpoint(a)
+    values = {k: r.get_tensor(k) for k in r.get_variable_to_shape_map()}
+    values["resnet_v1_50/conv1/weights"] = values["resnet_v1_50/conv1/weights"] + 0.5
+    del values["resnet_v1_50/logits/biases"]
+    values["global_step"] = np.array(3, np.int64)
+    values["resnet_v1_50/conv1/BatchNorm/beta"] = np.zeros((65,), np.float32)
+    b = str(root / "b.ckpt")
+    _slim.write_raw(values, b)
+    return root, a, b
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_exits_0(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("port", "inspect", "diff", "doctor", "compat"):
+        assert cmd in out
+
+
+def test_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["port"])
+    assert e.value.code == 2
+    assert "the following arguments are required" in capsys.readouterr().err
+
+
+def test_inspect_table_and_json(capsys, small):
+    _, a, _ = small
+    code, out, _ = run(capsys, "inspect", a)
+    assert code == 0
+    assert "resnet_v1_50/conv1/weights" in out and "(7, 7, 3, 64)" in out and "float32" in out
+    code, out, _ = run(capsys, "inspect", a, "--json")
+    data = json.loads(out)
+    entry = next(e for e in data["entries"] if e["name"] == "resnet_v1_50/conv1/weights")
+    assert entry == {"name": "resnet_v1_50/conv1/weights", "shape": [7, 7, 3, 64],
+                     "dtype": "float32", "size": 9408, "bytes": 37632}
+
+
+def test_diff_identical_exits_0(capsys, small):
+    _, a, _ = small
+    code, out, _ = run(capsys, "diff", a, a, "--no-progress")
+    assert code == 0 and "identical" in out
+
+
+def test_diff_reports_every_kind_of_difference(capsys, small):
+    _, a, b = small
+    code, out, _ = run(capsys, "diff", a, b, "--json")
+    assert code == 1
+    d = json.loads(out)
+    assert d["only_in_a"] == ["resnet_v1_50/logits/biases"]
+    assert d["only_in_b"] == ["global_step"]
+    assert d["shape_or_dtype"] == [{"name": "resnet_v1_50/conv1/BatchNorm/beta",
+                                    "a": {"shape": [64], "dtype": "float32"},
+                                    "b": {"shape": [65], "dtype": "float32"}}]
+    assert [v["name"] for v in d["values"]] == ["resnet_v1_50/conv1/weights"]
+    assert abs(d["values"][0]["max_abs_diff"] - 0.5) < 1e-6
+    code, out, _ = run(capsys, "diff", a, b, "--no-progress")
+    assert code == 1 and "only in A" in out and "different values" in out
+
+
+def test_port_dry_run_json_writes_nothing(capsys, small):
+    root, a, _ = small
+    out_path = root / "dry.keras"
+    code, out, _ = run(capsys, "port", a, "--recipe", "slim:resnet_v1_50", "--input-size", "32",
+                       "--dry-run", "--json", "-o", str(out_path))
+    assert code == 0
+    data = json.loads(out)
+    assert data["dry_run"] and data["ok"] and data["counts"]["matched"] == 267
+    assert not out_path.exists()
+
+
+def test_port_verify_writes_keras_file(capsys, small):
+    root, a, _ = small
+    out_path = root / "r50.keras"
+    code, out, err = run(capsys, "port", a, "--recipe", "slim:resnet_v1_50", "--input-size",
+                         "32", "--verify", "-o", str(out_path), "--no-progress")
+    assert code == 0, err
+    assert "Verification" in out and "OK" in out and "max rel" in out
+    assert out_path.exists() and f"Wrote {out_path}" in out
+
+
+def test_port_unknown_recipe_exits_2(capsys, small):
+    _, a, _ = small
+    code, out, err = run(capsys, "port", a, "--recipe", "slim:resnet_v3", "-o", "x.keras")
+    assert code == 2 and out == ""
+    assert err.startswith("tfunite port: error: Unknown recipe 'slim:resnet_v3'. Known recipes:")
+    assert "Traceback" not in err
+
+
+def test_port_wrong_net_exits_1(capsys, small):
+    _, a, _ = small
+    code, _, err = run(capsys, "port", a, "--recipe", "slim:vgg_16", "-o", "x.keras")
+    assert code == 1
+    assert "is not a slim:vgg_16 checkpoint: it looks like slim:resnet_v1_50" in err
+    assert "Traceback" not in err
+
+
+def test_port_missing_and_mismatched_exits_1_json_report(capsys, small):
+    root, _, b = small
+    out_path = root / "bad.keras"
+    code, out, err = run(capsys, "port", b, "--recipe", "slim:resnet_v1_50", "--input-size",
+                         "32", "--json", "-o", str(out_path))
+    assert code == 1 and not out_path.exists()
+    data = json.loads(out)
+    assert data["counts"]["missing"] == 1 and data["counts"]["mismatched"] == 1
+    assert "logits/bias" in err and "Keras weight expects (64,)" in err
+
+
+def test_port_unwritable_output_exits_1(capsys, small):
+    root, a, _ = small
+    code, _, err = run(capsys, "port", a, "--recipe", "slim:resnet_v1_50",
+                       "-o", str(root / "missing_dir" / "m.keras"))
+    assert code == 1 and "does not exist" in err and "Traceback" not in err
+
+
+def test_port_without_output_exits_2(capsys, small):
+    _, a, _ = small
+    code, _, err = run(capsys, "port", a, "--recipe", "slim:resnet_v1_50")
+    assert code == 2 and "-o/--output is required" in err
+
+
+def test_inspect_unreadable_exits_1(capsys, tmp_path):
+    code, _, err = run(capsys, "inspect", str(tmp_path / "none.ckpt"))
+    assert code == 1 and "Cannot read a TF checkpoint" in err and "Traceback" not in err
+
+
+def test_doctor_and_compat_dispatch_lazily(monkeypatch, capsys):
+    import importlib
+
+    seen = {}
+
+    class Fake:
+        @staticmethod
+        def main(args):
+            seen["args"] = args
+            return 0
+
+    real = importlib.import_module
+
+    def fake_import(name, *a, **k):
+        if name == "tfunite.tools.doctor":
+            return Fake
+        if name == "tfunite.tools.compat":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    assert cli.main(["doctor", "--json"]) == 0 and seen["args"] == ["--json"]
+    code, _, err = run(capsys, "compat")
+    assert code == 2
+    assert "tfunite.tools.compat is missing" in err and "pip install -e ." in err
+
+
+def test_recipes_lists_all(capsys):
+    code, out, _ = run(capsys, "recipes", "--json")
+    assert code == 0 and len(json.loads(out)) == 16
+
+
+def test_console_script_entry_point():
+    exe = os.path.join(os.path.dirname(sys.executable), "tfunite")
+    res = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "usage: tfunite" in res.stdout
+    res = subprocess.run([exe, "port", "x", "--recipe", "nope", "-o", "y.keras"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode in (1, 2) and "Traceback" not in res.stderr
