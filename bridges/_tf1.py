@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.python.eager import context
 from tensorflow.python.framework import ops
 from tensorflow.python.ops import variable_scope as vs
 from tfunite.errors import DuplicateVariablesError, OwnershipError
@@ -149,7 +150,13 @@ class TF1Variables:
         In a TF1 graph the losses are graph tensors in `REGULARIZATION_LOSSES`; take them
         from the first call's `CallRecord.collections` instead.
         """
-        return [regularizer() for regularizer in self._store._regularizers.values()]
+        # Asked from inside a TF1 graph (not a tf.function) while the variables are eager:
+        # compute the losses eagerly instead of capturing eager variables into that graph.
+        graph = ops.get_default_graph()
+        lift = (context.eager_mode() if not tf.executing_eagerly()
+                and getattr(graph, "outer_graph", None) is None else contextlib.nullcontext())
+        with lift:
+            return [regularizer() for regularizer in self._store._regularizers.values()]
 
     def where(self) -> str:
         if self._graph is not None:

@@ -68,8 +68,11 @@ def net_owner(name: str, num_classes: int = 2) -> tuple[SlimOwner, int]:
 
 
 def collection_sizes() -> dict[str, int]:
+    """Sizes of the non-empty TF1 collections of the eager global graph (tf.function itself
+    leaves empty 'variables'-style keys behind)."""
     graph = ops()
-    return {key: len(graph.get_collection(key)) for key in graph.get_all_collection_keys()}
+    sizes = {key: len(graph.get_collection(key)) for key in graph.get_all_collection_keys()}
+    return {key: size for key, size in sizes.items() if size}
 
 
 def image(size: int, seed: int = 0) -> np.ndarray:
