@@ -159,9 +159,9 @@ def test_a_probe_that_switches_eager_off_is_failed_and_isolated():
     assert result["status"] == "fail" and "switched off" in result["reason"]
 
 
-def test_cli_errors_go_to_stderr_with_exit_code_2():
+def test_tfunite_compat_errors_go_to_stderr_with_exit_code_2():
     proc = subprocess.run(
-        [sys.executable, "-m", "tfunite.tools.compat", "--bridge", "nope"],
+        [sys.executable, "-m", "tfunite.tools.cli", "compat", "--bridge", "nope"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -279,9 +279,9 @@ def test_committed_matrix_parses_and_has_the_current_line():
 
 
 # ---------------------------------------------------------------------------- doctor
-def test_doctor_json_lists_versions_fixes_and_problems():
+def test_tfunite_doctor_json_lists_versions_fixes_and_problems():
     proc = subprocess.run(
-        [sys.executable, "-m", "tfunite.tools.doctor", "--json"],
+        [sys.executable, "-m", "tfunite.tools.cli", "doctor", "--json"],
         capture_output=True,
         text=True,
         timeout=300,
