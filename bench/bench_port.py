@@ -1,0 +1,104 @@
+"""Benchmark: porting a resnet_v1_50 checkpoint vs. reading all its tensors.
+
+Baseline: ``tf.train.load_checkpoint`` + ``get_tensor`` of every entry, in this process.
+Measured: ``tfunite.porting.port`` (plan, model build, load) of the same checkpoint.
+Targets: time ratio <= 1.5, peak memory <= baseline + 2x checkpoint size.
+
+Time is reported twice: the whole port (which also builds the Keras model, a fixed cost
+independent of the weights) and the weight transfer alone (plan + read + transform +
+assign), which is what compares with reading. Memory is the process' peak RSS growth,
+each phase measured in a fresh subprocess so the numbers do not hide each other.
+
+    python bench/bench_port.py [--size 224] [--classes 1001]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+PHASE = r"""
+import json, os, resource, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf, keras, numpy as np
+import tfunite.porting as P
+from tfunite.porting import engine, _slim
+_slim.ensure_slim()
+phase, ckpt, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) * 1024
+base = rss()
+t0 = time.perf_counter()
+out = {}
+if phase == "read":
+    r = tf.train.load_checkpoint(ckpt)
+    tensors = {k: r.get_tensor(k) for k in r.get_variable_to_shape_map()}
+    out["seconds"] = time.perf_counter() - t0
+elif phase == "port":
+    model, report = P.port(ckpt, "slim:resnet_v1_50", input_shape=(size, size, 3))
+    out["seconds"] = time.perf_counter() - t0
+    # weight transfer alone, model already built (as in a second port of the same net)
+    shapes, dtypes = engine.checkpoint_shapes(ckpt)
+    rec = P.get_recipe("slim:resnet_v1_50")
+    t1 = time.perf_counter()
+    plan = engine.make_plan(shapes, dtypes, model,
+                            engine.Rules([(rec.expand(p), r) for p, r in rec.rules]),
+                            [], [(rec.expand(p), r) for p, r in engine.TRAINING_STATE],
+                            rec.naming)
+    engine.execute(plan, ckpt)
+    out["transfer_seconds"] = time.perf_counter() - t1
+out["peak_growth"] = rss() - base
+print(json.dumps(out))
+"""
+
+
+def _phase(phase: str, ckpt: str, size: int) -> dict:
+    res = subprocess.run([sys.executable, "-c", PHASE, phase, ckpt, str(size)],
+                         capture_output=True, text=True, check=False)
+    if res.returncode:
+        sys.exit(f"phase {phase} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--classes", type=int, default=1001)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N runs per phase")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tfunite.porting import _slim
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = os.path.join(tmp, "resnet_v1_50.ckpt")
+        _slim.write_random_checkpoint("resnet_v1_50", ckpt, (args.size, args.size, 3),
+                                      args.classes)
+        size = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
+        read = min((_phase("read", ckpt, args.size) for _ in range(args.repeat)),
+                   key=lambda d: d["seconds"])
+        port = min((_phase("port", ckpt, args.size) for _ in range(args.repeat)),
+                   key=lambda d: d["seconds"])
+    print(f"resnet_v1_50 checkpoint: {size / 2**20:.1f} MiB ({args.classes} classes)")
+    print(f"read all tensors (baseline): {read['seconds']:.3f} s, peak +"
+          f"{read['peak_growth'] / 2**20:.0f} MiB")
+    print(f"port (build model + load):   {port['seconds']:.3f} s, peak +"
+          f"{port['peak_growth'] / 2**20:.0f} MiB")
+    print(f"weight transfer alone:       {port['transfer_seconds']:.3f} s")
+    print(f"time ratio, whole port / read:    {port['seconds'] / read['seconds']:.2f}  "
+          "(target <= 1.5)")
+    print(f"time ratio, transfer / read:      {port['transfer_seconds'] / read['seconds']:.2f}"
+          "  (target <= 1.5)")
+    extra = (port["peak_growth"] - read["peak_growth"]) / size
+    print(f"peak memory: port = baseline + {extra:.2f}x checkpoint size  (target <= 2.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
