@@ -60,8 +60,12 @@ print(json.dumps(out))
 
 
 def _phase(phase: str, ckpt: str, size: int) -> dict:
-    res = subprocess.run([sys.executable, "-c", PHASE, phase, ckpt, str(size)],
-                         capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", PHASE, phase, ckpt, str(size)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if res.returncode:
         sys.exit(f"phase {phase} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -78,23 +82,34 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = os.path.join(tmp, "resnet_v1_50.ckpt")
-        _slim.write_random_checkpoint("resnet_v1_50", ckpt, (args.size, args.size, 3),
-                                      args.classes)
+        _slim.write_random_checkpoint("resnet_v1_50", ckpt, (args.size, args.size, 3), args.classes)
         size = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
-        read = min((_phase("read", ckpt, args.size) for _ in range(args.repeat)),
-                   key=lambda d: d["seconds"])
-        port = min((_phase("port", ckpt, args.size) for _ in range(args.repeat)),
-                   key=lambda d: d["seconds"])
+        read = min(
+            (_phase("read", ckpt, args.size) for _ in range(args.repeat)),
+            key=lambda d: d["seconds"],
+        )
+        port = min(
+            (_phase("port", ckpt, args.size) for _ in range(args.repeat)),
+            key=lambda d: d["seconds"],
+        )
     print(f"resnet_v1_50 checkpoint: {size / 2**20:.1f} MiB ({args.classes} classes)")
-    print(f"read all tensors (baseline): {read['seconds']:.3f} s, peak +"
-          f"{read['peak_growth'] / 2**20:.0f} MiB")
-    print(f"port (build model + load):   {port['seconds']:.3f} s, peak +"
-          f"{port['peak_growth'] / 2**20:.0f} MiB")
+    print(
+        f"read all tensors (baseline): {read['seconds']:.3f} s, peak +"
+        f"{read['peak_growth'] / 2**20:.0f} MiB"
+    )
+    print(
+        f"port (build model + load):   {port['seconds']:.3f} s, peak +"
+        f"{port['peak_growth'] / 2**20:.0f} MiB"
+    )
     print(f"weight transfer alone:       {port['transfer_seconds']:.3f} s")
-    print(f"time ratio, whole port / read:    {port['seconds'] / read['seconds']:.2f}  "
-          "(target <= 1.5)")
-    print(f"time ratio, transfer / read:      {port['transfer_seconds'] / read['seconds']:.2f}"
-          "  (target <= 1.5)")
+    print(
+        f"time ratio, whole port / read:    {port['seconds'] / read['seconds']:.2f}  "
+        "(target <= 1.5)"
+    )
+    print(
+        f"time ratio, transfer / read:      {port['transfer_seconds'] / read['seconds']:.2f}"
+        "  (target <= 1.5)"
+    )
     extra = (port["peak_growth"] - read["peak_growth"]) / size
     print(f"peak memory: port = baseline + {extra:.2f}x checkpoint size  (target <= 2.0)")
     return 0

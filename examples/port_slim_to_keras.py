@@ -23,13 +23,15 @@ def main(argv: list[str]) -> int:
             ckpt, size = os.path.join(tmp, "resnet_v1_50.ckpt"), 64
             _slim.write_random_checkpoint("resnet_v1_50", ckpt, (size, size, 3), 1001)
         # 1. the plan, before anything is loaded
-        _, plan = tu.port(ckpt, recipe="slim:resnet_v1_50", input_shape=(size, size, 3),
-                          dry_run=True)
+        _, plan = tu.port(
+            ckpt, recipe="slim:resnet_v1_50", input_shape=(size, size, 3), dry_run=True
+        )
         plan.render()
         # 2. port, verify against Slim, write the .keras file atomically
         out = os.path.join(tmp, "resnet_v1_50.keras")
-        model, report = tu.port(ckpt, recipe="slim:resnet_v1_50", input_shape=(size, size, 3),
-                                verify=True, output=out)
+        model, report = tu.port(
+            ckpt, recipe="slim:resnet_v1_50", input_shape=(size, size, 3), verify=True, output=out
+        )
         report.render()
         # 3. the file is a plain Keras 3 model
         import keras
@@ -38,8 +40,7 @@ def main(argv: list[str]) -> int:
         x = np.random.default_rng(0).normal(size=(1, size, size, 3)).astype(np.float32)
         np.testing.assert_allclose(again(x), model(x), rtol=1e-6, atol=1e-6)
         # 4. back to a Slim-named checkpoint
-        names = export(model, "slim:resnet_v1_50", os.path.join(tmp, "back.ckpt"),
-                       background=True)
+        names = export(model, "slim:resnet_v1_50", os.path.join(tmp, "back.ckpt"), background=True)
         print(f"exported {len(names)} Slim variables")
     return 0
 

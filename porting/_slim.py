@@ -142,9 +142,7 @@ def run_graph(
         return sess.run(dict(fetch), feed_dict=feed)
 
 
-def random_weights(
-    shapes: Mapping[str, Sequence[int]], seed: int = 0
-) -> dict[str, np.ndarray]:
+def random_weights(shapes: Mapping[str, Sequence[int]], seed: int = 0) -> dict[str, np.ndarray]:
     """Random float32 weights with He-scaled kernels and non-trivial BatchNorm statistics.
 
     `moving_mean`, `moving_variance`, `beta` and `gamma` are all randomized, so a port
@@ -198,8 +196,9 @@ def write_raw(values: Mapping[str, np.ndarray], path: str, write_version: str = 
     tensors = [tf.constant(values[n]) for n in names]
     with tf.device("/cpu:0"):
         if write_version == "V2":
-            tf.raw_ops.SaveV2(prefix=path, tensor_names=names,
-                              shape_and_slices=[""] * len(names), tensors=tensors)
+            tf.raw_ops.SaveV2(
+                prefix=path, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+            )
         elif write_version == "V1":
             tf.raw_ops.Save(filename=path, tensor_names=names, data=tensors)
         else:

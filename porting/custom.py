@@ -75,8 +75,16 @@ def port_custom(
     shapes, dtypes = checkpoint_shapes(checkpoint)
     report = PortReport("custom", checkpoint, getattr(model, "name", "model"), dry_run=dry_run)
     report.input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
-    plan = make_plan(shapes, dtypes, model, rules, pairs,
-                     [(p, "dropped on request") for p in drop], "layers", report)
+    plan = make_plan(
+        shapes,
+        dtypes,
+        model,
+        rules,
+        pairs,
+        [(p, "dropped on request") for p in drop],
+        "layers",
+        report,
+    )
     if print_plan:
         plan.report.render(verbose=True)
     _refuse_unclean(plan.report, strict, checkpoint, "your rules")

@@ -80,9 +80,9 @@ def describe(t: Transform | None) -> str:
 class Entry:
     """One line of a plan."""
 
-    source: str | None             # checkpoint name
-    target: str | None             # Keras-side name
-    status: str                    # matched|transformed|dropped|missing|unexpected|mismatched
+    source: str | None  # checkpoint name
+    target: str | None  # Keras-side name
+    status: str  # matched|transformed|dropped|missing|unexpected|mismatched
     source_shape: tuple[int, ...] | None = None
     target_shape: tuple[int, ...] | None = None
     dtype: str | None = None
@@ -92,11 +92,15 @@ class Entry:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "target": self.target, "status": self.status,
+            "source": self.source,
+            "target": self.target,
+            "status": self.status,
             "source_shape": list(self.source_shape) if self.source_shape is not None else None,
             "target_shape": list(self.target_shape) if self.target_shape is not None else None,
-            "dtype": self.dtype, "rule": self.rule,
-            "transform": describe(self.transform) or None, "reason": self.reason,
+            "dtype": self.dtype,
+            "rule": self.rule,
+            "transform": describe(self.transform) or None,
+            "reason": self.reason,
         }
 
 
@@ -108,7 +112,7 @@ class PortReport:
     checkpoint: str
     target: str
     num_classes: int | None = None
-    background: str = "none"       # none | dropped | kept
+    background: str = "none"  # none | dropped | kept
     input_shape: tuple[int, ...] | None = None
     entries: list[Entry] = field(default_factory=list)
     verification: dict[str, Any] | None = None
@@ -152,11 +156,17 @@ class PortReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "recipe": self.recipe, "checkpoint": self.checkpoint, "target": self.target,
-            "num_classes": self.num_classes, "background": self.background,
+            "recipe": self.recipe,
+            "checkpoint": self.checkpoint,
+            "target": self.target,
+            "num_classes": self.num_classes,
+            "background": self.background,
             "input_shape": list(self.input_shape) if self.input_shape else None,
-            "dry_run": self.dry_run, "output": self.output, "counts": self.counts(),
-            "ok": self.ok, "entries": [e.to_dict() for e in self.entries],
+            "dry_run": self.dry_run,
+            "output": self.output,
+            "counts": self.counts(),
+            "ok": self.ok,
+            "entries": [e.to_dict() for e in self.entries],
             "verification": self.verification,
         }
 
@@ -164,11 +174,21 @@ class PortReport:
         """Human text of what is wrong (missing, unexpected, mismatched), capped."""
         lines = []
         for label, entries, fmt in (
-            ("missing (a Keras weight no checkpoint entry maps to)", self.missing,
-             lambda e: f"{e.target} {e.target_shape}"),
-            ("unexpected (a checkpoint entry no rule maps to a Keras weight)", self.unexpected,
-             lambda e: f"{e.source} {e.source_shape}" + (f" -> {e.target}" if e.target else "")),
-            ("wrong shape or dtype", self.mismatched, lambda e: f"{e.source} -> {e.target}: {e.reason}"),
+            (
+                "missing (a Keras weight no checkpoint entry maps to)",
+                self.missing,
+                lambda e: f"{e.target} {e.target_shape}",
+            ),
+            (
+                "unexpected (a checkpoint entry no rule maps to a Keras weight)",
+                self.unexpected,
+                lambda e: f"{e.source} {e.source_shape}" + (f" -> {e.target}" if e.target else ""),
+            ),
+            (
+                "wrong shape or dtype",
+                self.mismatched,
+                lambda e: f"{e.source} -> {e.target}: {e.reason}",
+            ),
         ):
             if entries:
                 lines.append(f"  {len(entries)} {label}:")
@@ -184,13 +204,15 @@ class PortReport:
         from rich.console import Console
         from rich.table import Table
 
-        console = console or Console(soft_wrap=True,
-                                     width=None if sys.stdout.isatty() else 200)
+        console = console or Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
         head = "Plan" if self.dry_run else "Port report"
-        console.print(f"[bold]{head}[/bold]: {self.checkpoint} -> {self.target} "
-                      f"(recipe {self.recipe})")
-        console.print(f"  classes: {self.num_classes}  background class: {self.background}  "
-                      f"input shape: {self.input_shape}")
+        console.print(
+            f"[bold]{head}[/bold]: {self.checkpoint} -> {self.target} (recipe {self.recipe})"
+        )
+        console.print(
+            f"  classes: {self.num_classes}  background class: {self.background}  "
+            f"input shape: {self.input_shape}"
+        )
         c = self.counts()
         console.print("  " + "  ".join(f"{k}: {v}" for k, v in c.items()))
         table = Table(show_lines=False)
@@ -200,17 +222,23 @@ class PortReport:
             if e.status == "matched" and not verbose:
                 continue
             how = describe(e.transform) or e.reason or ""
-            table.add_row(e.status, e.source or "-", str(e.source_shape or ""), e.target or "-", how)
+            table.add_row(
+                e.status, e.source or "-", str(e.source_shape or ""), e.target or "-", how
+            )
         if table.row_count:
             console.print(table)
         if not verbose and c["matched"]:
             console.print(f"  ({c['matched']} entries renamed one to one; --verbose lists them)")
         if self.verification:
             v = self.verification
-            console.print(f"[bold]Verification[/bold] on {v['batch']} random inputs of shape "
-                          f"{tuple(v['input_shape'])} (tolerance {v['rtol']:g} relative):")
+            console.print(
+                f"[bold]Verification[/bold] on {v['batch']} random inputs of shape "
+                f"{tuple(v['input_shape'])} (tolerance {v['rtol']:g} relative):"
+            )
             for name, d in v["outputs"].items():
-                console.print(f"  {name:40s} max abs {d['max_abs']:.3g}  max rel {d['max_rel']:.3g}")
+                console.print(
+                    f"  {name:40s} max abs {d['max_abs']:.3g}  max rel {d['max_rel']:.3g}"
+                )
             console.print("  [green]OK[/green]" if v["ok"] else "  [red]FAILED[/red]")
         if self.output:
             console.print(f"Wrote {self.output}")
@@ -250,8 +278,9 @@ def looks_like(shapes: Mapping[str, Sequence[int]]) -> list[str]:
         if not sig:
             continue
         ok = all(any(re.search(r"(^|/)" + p, n) for n in names) for p in sig["required"])
-        ok = ok and not any(any(re.search(r"(^|/)" + p, n) for n in names)
-                            for p in sig["forbidden"])
+        ok = ok and not any(
+            any(re.search(r"(^|/)" + p, n) for n in names) for p in sig["forbidden"]
+        )
         for key, shape in sig.get("shapes", {}).items():
             hits = [n for n in names if n.endswith("/" + key)]
             ok = ok and bool(hits) and all(tuple(shapes[h]) == tuple(shape) for h in hits)
@@ -260,8 +289,9 @@ def looks_like(shapes: Mapping[str, Sequence[int]]) -> list[str]:
     return found
 
 
-def _check_identity(recipe: Recipe, shapes: Mapping[str, Sequence[int]], scope: str,
-                    checkpoint: str) -> None:
+def _check_identity(
+    recipe: Recipe, shapes: Mapping[str, Sequence[int]], scope: str, checkpoint: str
+) -> None:
     if not recipe.signature:
         return
     candidates = looks_like(shapes)
@@ -275,14 +305,18 @@ def _check_identity(recipe: Recipe, shapes: Mapping[str, Sequence[int]], scope: 
             f"the scope {scope!r} (top scopes found: {tops}). Fix: pass scope={tops[0]!r} "
             f"(CLI: --scope {tops[0]})."
         )
-    like = (f"it looks like {', '.join(candidates)} (from tell-tale keys)" if candidates
-            else f"it matches no registered recipe (top scopes: {tops[:5]})")
-    fix = (f"Fix: use recipe={candidates[0]!r} (CLI: --recipe {candidates[0]})" if candidates
-           else "Fix: check the file, or port it with your own rules (see "
-                "tfunite/porting/README.md, 'Custom models')")
-    raise LoadError(
-        f"Checkpoint {checkpoint!r} is not a {recipe.name} checkpoint: {like}. {fix}."
+    like = (
+        f"it looks like {', '.join(candidates)} (from tell-tale keys)"
+        if candidates
+        else f"it matches no registered recipe (top scopes: {tops[:5]})"
     )
+    fix = (
+        f"Fix: use recipe={candidates[0]!r} (CLI: --recipe {candidates[0]})"
+        if candidates
+        else "Fix: check the file, or port it with your own rules (see "
+        "tfunite/porting/README.md, 'Custom models')"
+    )
+    raise LoadError(f"Checkpoint {checkpoint!r} is not a {recipe.name} checkpoint: {like}. {fix}.")
 
 
 # ---------------------------------------------------------------------- planning
@@ -344,12 +378,31 @@ def make_plan(
             continue
         target, rule = rules.apply(name)
         if rule is not None and target is None:
-            report.entries.append(Entry(name, None, "dropped", shape, None, dtype,
-                                        rule=str(rule), reason=f"dropped by rule {rule}"))
+            report.entries.append(
+                Entry(
+                    name,
+                    None,
+                    "dropped",
+                    shape,
+                    None,
+                    dtype,
+                    rule=str(rule),
+                    reason=f"dropped by rule {rule}",
+                )
+            )
             continue
         if target not in targets:
-            report.entries.append(Entry(name, target if rule else None, "unexpected", shape,
-                                        None, dtype, rule=str(rule) if rule else None))
+            report.entries.append(
+                Entry(
+                    name,
+                    target if rule else None,
+                    "unexpected",
+                    shape,
+                    None,
+                    dtype,
+                    rule=str(rule) if rule else None,
+                )
+            )
             continue
         if target in claimed:
             raise RuleError(
@@ -368,21 +421,34 @@ def make_plan(
             bad = None
         var_dtype = str(getattr(var, "dtype", "float32")).replace("tf.", "")
         if bad is None and got != want:
-            bad = (f"checkpoint shape {shape}" + (f" (after {describe(transform)}: {got})"
-                                                  if transform else "")
-                   + f", Keras weight expects {want}")
+            bad = (
+                f"checkpoint shape {shape}"
+                + (f" (after {describe(transform)}: {got})" if transform else "")
+                + f", Keras weight expects {want}"
+            )
         elif bad is None and dtype is not None and dtype != var_dtype:
             bad = f"checkpoint dtype {dtype}, Keras weight dtype {var_dtype}"
         status = "mismatched" if bad else ("transformed" if transform else "matched")
-        report.entries.append(Entry(name, target, status, shape, want, dtype,
-                                    rule=str(rule) if rule else None, transform=transform,
-                                    reason=bad))
+        report.entries.append(
+            Entry(
+                name,
+                target,
+                status,
+                shape,
+                want,
+                dtype,
+                rule=str(rule) if rule else None,
+                transform=transform,
+                reason=bad,
+            )
+        )
         if not bad:
             assignments.append((name, var, transform))
     for target, var in targets.items():
         if target not in claimed:
-            report.entries.append(Entry(None, target, "missing", None, tuple(var.shape),
-                                        str(var.dtype)))
+            report.entries.append(
+                Entry(None, target, "missing", None, tuple(var.shape), str(var.dtype))
+            )
     return Plan(report, model, assignments)
 
 
@@ -407,9 +473,14 @@ def _progress(enabled: bool, total: int, label: str):
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True,
-                  console=_stderr_console()) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=_stderr_console(),
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda: bar.advance(task)
 
@@ -426,7 +497,9 @@ def check_output(path: str) -> str:
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     if os.path.isdir(path):
-        raise OutputError(f"Output path {path!r} is a directory. Fix: give a file name ending in .keras.")
+        raise OutputError(
+            f"Output path {path!r} is a directory. Fix: give a file name ending in .keras."
+        )
     if not path.endswith(".keras"):
         raise OutputError(
             f"Output path {path!r} must end in '.keras' (Keras 3 saves whole models only in "
@@ -531,9 +604,13 @@ def port(
     size = recipe.default_size
     shape = tuple(int(s) for s in (input_shape or (size, size, 3)))
     report = PortReport(
-        recipe.name, checkpoint, recipe.target, num_classes=n_keras,
+        recipe.name,
+        checkpoint,
+        recipe.target,
+        num_classes=n_keras,
         background="dropped" if drop_bg else ("kept" if n_ckpt == 1001 else "none"),
-        input_shape=shape, dry_run=dry_run,
+        input_shape=shape,
+        dry_run=dry_run,
     )
     spec = BuildSpec(n_keras, shape, scope, recipe.net or recipe.name.split(":")[-1])
     try:
@@ -560,8 +637,9 @@ def port(
         return None, report
     execute(plan, checkpoint, progress=progress)
     if verify:
-        report.verification = verify_port(model, checkpoint, recipe, report, scope=scope,
-                                          batch=batch, seed=seed, rtol=rtol)
+        report.verification = verify_port(
+            model, checkpoint, recipe, report, scope=scope, batch=batch, seed=seed, rtol=rtol
+        )
         if not report.verification["ok"]:
             worst = max(d["max_rel"] for d in report.verification["outputs"].values())
             raise VerificationError(
@@ -622,8 +700,9 @@ def verify_port(
     slim_out = _slim.run_graph(sg, checkpoint, images, fetch)
     import keras
 
-    sub = keras.Model(model.input, [model.output] + [model.get_layer(n).output
-                                                      for n in layers.values()])
+    sub = keras.Model(
+        model.input, [model.output] + [model.get_layer(n).output for n in layers.values()]
+    )
     keras_out = [np.asarray(o) for o in sub(images, training=False)]
     ref_logits = slim_out["logits"].reshape(batch, -1)
     if report is not None and report.background == "dropped":
@@ -636,12 +715,18 @@ def verify_port(
         ref = ref.reshape(batch, -1).astype(np.float64)
         got = got.reshape(batch, -1).astype(np.float64)
         diff = float(np.max(np.abs(ref - got)))
-        outputs[key] = {"max_abs": diff, "max_rel": diff / max(float(np.max(np.abs(ref))), 1e-30),
-                        "shape": list(ref.shape)}
+        outputs[key] = {
+            "max_abs": diff,
+            "max_rel": diff / max(float(np.max(np.abs(ref))), 1e-30),
+            "shape": list(ref.shape),
+        }
     return {
-        "batch": batch, "input_shape": list(shape), "rtol": rtol,
+        "batch": batch,
+        "input_shape": list(shape),
+        "rtol": rtol,
         "definition": "max |keras - slim| / max |slim|",
-        "outputs": outputs, "ok": outputs["logits"]["max_rel"] <= rtol,
+        "outputs": outputs,
+        "ok": outputs["logits"]["max_rel"] <= rtol,
     }
 
 
@@ -692,8 +777,9 @@ def export(
                 f"is not a weight of model {model.name!r}. Fix: export a model built by this "
                 "recipe (tfunite.porting.port)."
             )
-        value = np.asarray(targets[target].numpy() if hasattr(targets[target], "numpy")
-                           else targets[target])
+        value = np.asarray(
+            targets[target].numpy() if hasattr(targets[target], "numpy") else targets[target]
+        )
         t = next((t for rx, t in transforms if rx.fullmatch(name)), None)
         if background and any(rx.fullmatch(name) for rx in logits):
             bg = DropIndex(axis=-1, index=0, fill=background_fill)
@@ -724,11 +810,14 @@ def write_checkpoint(values: Mapping[str, np.ndarray], path: str) -> str:
     names = sorted(values)
     with tf.device("/cpu:0"):
         tf.raw_ops.SaveV2(
-            prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names),
+            prefix=tmp,
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
             tensors=[tf.constant(values[n]) for n in names],
         )
     produced = [f for f in os.listdir(folder) if f.startswith(os.path.basename(tmp) + ".")]
     for f in produced:
-        os.replace(os.path.join(folder, f), os.path.join(folder, base + f[len(os.path.basename(tmp)):]))
+        os.replace(
+            os.path.join(folder, f), os.path.join(folder, base + f[len(os.path.basename(tmp)) :])
+        )
     return path
-

@@ -92,8 +92,10 @@ RECIPES: dict[str, Recipe] = {}
 # Entries every Slim training checkpoint may hold that are not model weights.
 TRAINING_STATE: tuple[tuple[str, str], ...] = (
     (r"global_step", "training state (step counter)"),
-    (r".*/(Momentum|RMSProp|RMSProp_1|Adam|Adam_1|Adagrad|Ftrl|Ftrl_1|ExponentialMovingAverage)",
-     "training state (optimizer slot / moving average)"),
+    (
+        r".*/(Momentum|RMSProp|RMSProp_1|Adam|Adam_1|Adagrad|Ftrl|Ftrl_1|ExponentialMovingAverage)",
+        "training state (optimizer slot / moving average)",
+    ),
     (r"beta[12]_power", "training state (Adam)"),
 )
 
@@ -143,8 +145,12 @@ def _application(fn_name: str, **extra: Any) -> Callable[[BuildSpec], Any]:
 
         fn = getattr(keras.applications, fn_name)
         return fn(
-            weights=None, include_top=True, input_shape=spec.input_shape,
-            classes=spec.num_classes, classifier_activation=None, **extra,
+            weights=None,
+            include_top=True,
+            input_shape=spec.input_shape,
+            classes=spec.num_classes,
+            classifier_activation=None,
+            **extra,
         )
 
     return build
@@ -296,8 +302,9 @@ def _inception_v3_rules() -> tuple[tuple[str, str | None], ...]:
     rules: list[tuple[str, str | None]] = []
     for k, conv in enumerate(INCEPTION_V3_CONVS):
         rules.append(("{scope}/" + re.escape(conv) + "/weights", f"conv2d_{k}/kernel"))
-        rules.append(("{scope}/" + re.escape(conv) + "/BatchNorm/" + BN,
-                      rf"batch_normalization_{k}/\1"))
+        rules.append(
+            ("{scope}/" + re.escape(conv) + "/BatchNorm/" + BN, rf"batch_normalization_{k}/\1")
+        )
     rules.append((r"{scope}/Logits/Conv2d_1c_1x1/weights", "predictions/kernel"))
     rules.append((r"{scope}/Logits/Conv2d_1c_1x1/biases", "predictions/bias"))
     return tuple(rules)
@@ -309,97 +316,186 @@ _AUX = ((r"{scope}/AuxLogits/.*", "auxiliary classifier (training only; Keras ha
 
 def _register_all() -> None:
     for net, scope, size, min_size, required, forbidden, shapes, logits, eps in [
-        ("alexnet_v2", "alexnet_v2", 224, 195, ["conv5/weights", "fc8/weights"],
-         [r"conv\d/conv\d_\d"], {"conv2/weights": (5, 5, 64, 192)}, "fc8",
-         ["{scope}/pool5", "{scope}/fc7"]),
-        ("overfeat", "overfeat", 231, 231, ["conv5/weights", "fc8/weights"],
-         [r"conv\d/conv\d_\d"], {"conv2/weights": (5, 5, 64, 256)}, "fc8",
-         ["{scope}/pool5", "{scope}/fc7"]),
-        ("vgg_a", "vgg_a", 224, 224, ["conv1/conv1_1/weights", "conv5/conv5_2/weights"],
-         ["conv1/conv1_2/"], None, "fc8", ["{scope}/pool5", "{scope}/fc7"]),
-        ("inception_v1", "InceptionV1", 224, 224,
-         ["Mixed_5c/", "Conv2d_1a_7x7/weights"], ["Mixed_6a/", "Mixed_4a/"], None,
-         "Logits/Conv2d_0c_1x1", ["Mixed_4f", "Mixed_5c"]),
-        ("inception_v2", "InceptionV2", 224, 32,
-         ["Mixed_5c/", "Conv2d_1a_7x7/depthwise_weights"], ["Mixed_6a/"], None,
-         "Logits/Conv2d_1c_1x1", ["Mixed_4e", "Mixed_5c"]),
+        (
+            "alexnet_v2",
+            "alexnet_v2",
+            224,
+            195,
+            ["conv5/weights", "fc8/weights"],
+            [r"conv\d/conv\d_\d"],
+            {"conv2/weights": (5, 5, 64, 192)},
+            "fc8",
+            ["{scope}/pool5", "{scope}/fc7"],
+        ),
+        (
+            "overfeat",
+            "overfeat",
+            231,
+            231,
+            ["conv5/weights", "fc8/weights"],
+            [r"conv\d/conv\d_\d"],
+            {"conv2/weights": (5, 5, 64, 256)},
+            "fc8",
+            ["{scope}/pool5", "{scope}/fc7"],
+        ),
+        (
+            "vgg_a",
+            "vgg_a",
+            224,
+            224,
+            ["conv1/conv1_1/weights", "conv5/conv5_2/weights"],
+            ["conv1/conv1_2/"],
+            None,
+            "fc8",
+            ["{scope}/pool5", "{scope}/fc7"],
+        ),
+        (
+            "inception_v1",
+            "InceptionV1",
+            224,
+            224,
+            ["Mixed_5c/", "Conv2d_1a_7x7/weights"],
+            ["Mixed_6a/", "Mixed_4a/"],
+            None,
+            "Logits/Conv2d_0c_1x1",
+            ["Mixed_4f", "Mixed_5c"],
+        ),
+        (
+            "inception_v2",
+            "InceptionV2",
+            224,
+            32,
+            ["Mixed_5c/", "Conv2d_1a_7x7/depthwise_weights"],
+            ["Mixed_6a/"],
+            None,
+            "Logits/Conv2d_1c_1x1",
+            ["Mixed_4e", "Mixed_5c"],
+        ),
     ]:
         rules = _TRACED_RULES
         if net == "inception_v2":  # the separable first conv's bias follows its pointwise conv
             rules = ((r"{scope}/Conv2d_1a_7x7/biases", "Conv2d_1a_7x7/pointwise/bias"), *rules)
-        register_recipe(Recipe(
-            name=f"slim:{net}", net=net, scope=scope,
-            target="Keras 3 functional model traced from Slim's graph (same layout and names)",
-            build=_traced(net), rules=rules,
-            logits=(rf"{{scope}}/{logits}/(weights|biases)",),
-            signature=_signature(required, forbidden, shapes),
-            default_size=size, min_size=min_size, endpoints=tuple((e, None) for e in eps),
-        ))
+        register_recipe(
+            Recipe(
+                name=f"slim:{net}",
+                net=net,
+                scope=scope,
+                target="Keras 3 functional model traced from Slim's graph (same layout and names)",
+                build=_traced(net),
+                rules=rules,
+                logits=(rf"{{scope}}/{logits}/(weights|biases)",),
+                signature=_signature(required, forbidden, shapes),
+                default_size=size,
+                min_size=min_size,
+                endpoints=tuple((e, None) for e in eps),
+            )
+        )
 
     for depth in (50, 101, 152, 200):
         net = f"resnet_v1_{depth}"
-        register_recipe(Recipe(
-            name=f"slim:{net}", net=net, scope=net,
-            target="Keras 3 functional model traced from Slim's graph (same layout and names); "
-                   "keras.applications.ResNet puts strides elsewhere",
-            build=_traced(net), rules=_TRACED_RULES,
-            logits=(r"{scope}/logits/(weights|biases)",), signature=_resnet_signature(1, depth),
-            default_size=224, min_size=32,
-            endpoints=(("{scope}/block2", None), ("{scope}/block4", None)),
-        ))
+        register_recipe(
+            Recipe(
+                name=f"slim:{net}",
+                net=net,
+                scope=net,
+                target="Keras 3 functional model traced from Slim's graph (same layout and names); "
+                "keras.applications.ResNet puts strides elsewhere",
+                build=_traced(net),
+                rules=_TRACED_RULES,
+                logits=(r"{scope}/logits/(weights|biases)",),
+                signature=_resnet_signature(1, depth),
+                default_size=224,
+                min_size=32,
+                endpoints=(("{scope}/block2", None), ("{scope}/block4", None)),
+            )
+        )
     for depth in (50, 101, 152, 200):
         net = f"resnet_v2_{depth}"
         common = dict(
-            name=f"slim:{net}", net=net, scope=net,
-            logits=(r"{scope}/logits/(weights|biases)",), signature=_resnet_signature(2, depth),
-            default_size=224, min_size=32,
+            name=f"slim:{net}",
+            net=net,
+            scope=net,
+            logits=(r"{scope}/logits/(weights|biases)",),
+            signature=_resnet_signature(2, depth),
+            default_size=224,
+            min_size=32,
         )
         if depth == 200:  # keras.applications has no ResNet200V2
-            register_recipe(Recipe(
-                target="Keras 3 functional model traced from Slim's graph (same layout and names)",
-                build=_traced(net), rules=_TRACED_RULES,
-                endpoints=(("{scope}/block2", None), ("{scope}/block4", None)), **common,
-            ))
+            register_recipe(
+                Recipe(
+                    target="Keras 3 functional model traced from Slim's graph (same layout and names)",
+                    build=_traced(net),
+                    rules=_TRACED_RULES,
+                    endpoints=(("{scope}/block2", None), ("{scope}/block4", None)),
+                    **common,
+                )
+            )
         else:
-            register_recipe(Recipe(
-                target=f"keras.applications.ResNet{depth}V2 with Slim's pool1 (SAME max pool) "
-                       "and batch-norm epsilon 1e-5",
-                build=_resnet_v2_application(f"ResNet{depth}V2"), rules=_resnet_v2_rules(),
-                transforms=((r"{scope}/logits/weights", _FC_SQUEEZE),),
-                endpoints=(("{scope}/block2", "conv3_block4_out" if depth == 50 else
-                            ("conv3_block4_out" if depth == 101 else "conv3_block8_out")),
-                           ("{scope}/block4", "conv5_block3_out")),
-                **common,
-            ))
+            register_recipe(
+                Recipe(
+                    target=f"keras.applications.ResNet{depth}V2 with Slim's pool1 (SAME max pool) "
+                    "and batch-norm epsilon 1e-5",
+                    build=_resnet_v2_application(f"ResNet{depth}V2"),
+                    rules=_resnet_v2_rules(),
+                    transforms=((r"{scope}/logits/weights", _FC_SQUEEZE),),
+                    endpoints=(
+                        (
+                            "{scope}/block2",
+                            "conv3_block4_out"
+                            if depth == 50
+                            else ("conv3_block4_out" if depth == 101 else "conv3_block8_out"),
+                        ),
+                        ("{scope}/block4", "conv5_block3_out"),
+                    ),
+                    **common,
+                )
+            )
 
     vgg_fc6 = Reshape((25088, 4096), source_shape=(7, 7, 512, 4096))
-    for net, app, last in (("vgg_16", "VGG16", "conv5/conv5_3/"), ("vgg_19", "VGG19",
-                                                                    "conv5/conv5_4/")):
+    for net, app, last in (
+        ("vgg_16", "VGG16", "conv5/conv5_3/"),
+        ("vgg_19", "VGG19", "conv5/conv5_4/"),
+    ):
         forbidden = ["conv5/conv5_4/"] if net == "vgg_16" else []
-        register_recipe(Recipe(
-            name=f"slim:{net}", net=net, scope=net, target=f"keras.applications.{app}",
-            build=_application(app), rules=_vgg_rules(),
-            transforms=(
-                (r"{scope}/fc6/weights", vgg_fc6),
-                (r"{scope}/fc[78]/weights", _FC_SQUEEZE),
-            ),
-            logits=(r"{scope}/fc8/(weights|biases)",),
-            signature=_signature(["conv1/conv1_2/weights", last + "weights"], forbidden),
-            default_size=224, min_size=224,
-            endpoints=(("{scope}/pool5", "block5_pool"), ("{scope}/fc7", "fc2")),
-        ))
+        register_recipe(
+            Recipe(
+                name=f"slim:{net}",
+                net=net,
+                scope=net,
+                target=f"keras.applications.{app}",
+                build=_application(app),
+                rules=_vgg_rules(),
+                transforms=(
+                    (r"{scope}/fc6/weights", vgg_fc6),
+                    (r"{scope}/fc[78]/weights", _FC_SQUEEZE),
+                ),
+                logits=(r"{scope}/fc8/(weights|biases)",),
+                signature=_signature(["conv1/conv1_2/weights", last + "weights"], forbidden),
+                default_size=224,
+                min_size=224,
+                endpoints=(("{scope}/pool5", "block5_pool"), ("{scope}/fc7", "fc2")),
+            )
+        )
 
-    register_recipe(Recipe(
-        name="slim:inception_v3", net="inception_v3", scope="InceptionV3",
-        target="keras.applications.InceptionV3",
-        build=_application("InceptionV3"), rules=_inception_v3_rules(),
-        transforms=((r"{scope}/Logits/Conv2d_1c_1x1/weights", _FC_SQUEEZE),),
-        drops=_AUX, logits=(r"{scope}/Logits/Conv2d_1c_1x1/(weights|biases)",),
-        signature=_signature(["Mixed_7c/", "Mixed_6e/"]),
-        default_size=299, min_size=75, naming="ordinal",
-        endpoints=(("Mixed_6e", "mixed7"), ("Mixed_7c", "mixed10")),
-        net_kwargs={"create_aux_logits": False},
-    ))
+    register_recipe(
+        Recipe(
+            name="slim:inception_v3",
+            net="inception_v3",
+            scope="InceptionV3",
+            target="keras.applications.InceptionV3",
+            build=_application("InceptionV3"),
+            rules=_inception_v3_rules(),
+            transforms=((r"{scope}/Logits/Conv2d_1c_1x1/weights", _FC_SQUEEZE),),
+            drops=_AUX,
+            logits=(r"{scope}/Logits/Conv2d_1c_1x1/(weights|biases)",),
+            signature=_signature(["Mixed_7c/", "Mixed_6e/"]),
+            default_size=299,
+            min_size=75,
+            naming="ordinal",
+            endpoints=(("Mixed_6e", "mixed7"), ("Mixed_7c", "mixed10")),
+            net_kwargs={"create_aux_logits": False},
+        )
+    )
 
 
 _register_all()

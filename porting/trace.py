@@ -116,7 +116,7 @@ def slim_to_keras(
     prefix = scope.rstrip("/") + "/"
 
     def rel(op_name: str) -> str:
-        op_name = op_name[len(prefix):] if op_name.startswith(prefix) else op_name
+        op_name = op_name[len(prefix) :] if op_name.startswith(prefix) else op_name
         return op_name.replace("/", ".")
 
     def var_scope(var: str) -> str:
@@ -162,18 +162,30 @@ def slim_to_keras(
             padding = op.get_attr("padding").decode().lower()
             bias_op = consumer_bias(op)
             leaf = kvar.rsplit("/", 1)[-1]
-            lname = var_scope(kvar) if leaf == "weights" else (
-                var_scope(kvar) + "." + leaf.replace("_weights", "")
+            lname = (
+                var_scope(kvar)
+                if leaf == "weights"
+                else (var_scope(kvar) + "." + leaf.replace("_weights", ""))
             )
             if t == "Conv2D":
                 layer = keras.layers.Conv2D(
-                    kshape[3], kshape[:2], strides=strides, padding=padding,
-                    dilation_rate=dil, use_bias=bias_op is not None, name=lname,
+                    kshape[3],
+                    kshape[:2],
+                    strides=strides,
+                    padding=padding,
+                    dilation_rate=dil,
+                    use_bias=bias_op is not None,
+                    name=lname,
                 )
             else:
                 layer = keras.layers.DepthwiseConv2D(
-                    kshape[:2], strides=strides, padding=padding, depth_multiplier=kshape[3],
-                    dilation_rate=dil, use_bias=bias_op is not None, name=lname,
+                    kshape[:2],
+                    strides=strides,
+                    padding=padding,
+                    depth_multiplier=kshape[3],
+                    dilation_rate=dil,
+                    use_bias=bias_op is not None,
+                    name=lname,
                 )
             if bias_op is not None:
                 fused.add(bias_op.name)
@@ -187,8 +199,11 @@ def slim_to_keras(
             mean = _variable_name(op.inputs[3])
             lname = var_scope(mean)
             layer = keras.layers.BatchNormalization(
-                axis=-1, epsilon=float(op.get_attr("epsilon")), center=beta is not None,
-                scale=gamma is not None, name=lname,
+                axis=-1,
+                epsilon=float(op.get_attr("epsilon")),
+                center=beta is not None,
+                scale=gamma is not None,
+                name=lname,
             )
             y = layer(args[0])
         elif t == "Relu":
@@ -196,8 +211,10 @@ def slim_to_keras(
         elif t in ("MaxPool", "AvgPool"):
             cls = keras.layers.MaxPooling2D if t == "MaxPool" else keras.layers.AveragePooling2D
             y = cls(
-                tuple(op.get_attr("ksize")[1:3]), strides=tuple(op.get_attr("strides")[1:3]),
-                padding=op.get_attr("padding").decode().lower(), name=rel(op.name),
+                tuple(op.get_attr("ksize")[1:3]),
+                strides=tuple(op.get_attr("strides")[1:3]),
+                padding=op.get_attr("padding").decode().lower(),
+                name=rel(op.name),
             )(args[0])
         elif t == "Pad":
             pads = _const(op.inputs[1]).tolist()
@@ -252,5 +269,5 @@ def layer_for_tensor(t: tf.Tensor, scope: str) -> str:
     else:
         name = op.name
     prefix = scope.rstrip("/") + "/"
-    name = name[len(prefix):] if name.startswith(prefix) else name
+    name = name[len(prefix) :] if name.startswith(prefix) else name
     return name.replace("/", ".")

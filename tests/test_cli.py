@@ -68,8 +68,13 @@ def test_inspect_table_and_json(capsys, small):
     code, out, _ = run(capsys, "inspect", a, "--json")
     data = json.loads(out)
     entry = next(e for e in data["entries"] if e["name"] == "resnet_v1_50/conv1/weights")
-    assert entry == {"name": "resnet_v1_50/conv1/weights", "shape": [7, 7, 3, 64],
-                     "dtype": "float32", "size": 9408, "bytes": 37632}
+    assert entry == {
+        "name": "resnet_v1_50/conv1/weights",
+        "shape": [7, 7, 3, 64],
+        "dtype": "float32",
+        "size": 9408,
+        "bytes": 37632,
+    }
 
 
 def test_diff_identical_exits_0(capsys, small):
@@ -85,9 +90,13 @@ def test_diff_reports_every_kind_of_difference(capsys, small):
     d = json.loads(out)
     assert d["only_in_a"] == ["resnet_v1_50/logits/biases"]
     assert d["only_in_b"] == ["global_step"]
-    assert d["shape_or_dtype"] == [{"name": "resnet_v1_50/conv1/BatchNorm/beta",
-                                    "a": {"shape": [64], "dtype": "float32"},
-                                    "b": {"shape": [65], "dtype": "float32"}}]
+    assert d["shape_or_dtype"] == [
+        {
+            "name": "resnet_v1_50/conv1/BatchNorm/beta",
+            "a": {"shape": [64], "dtype": "float32"},
+            "b": {"shape": [65], "dtype": "float32"},
+        }
+    ]
     assert [v["name"] for v in d["values"]] == ["resnet_v1_50/conv1/weights"]
     assert abs(d["values"][0]["max_abs_diff"] - 0.5) < 1e-6
     code, out, _ = run(capsys, "diff", a, b, "--no-progress")
@@ -97,8 +106,19 @@ def test_diff_reports_every_kind_of_difference(capsys, small):
 def test_port_dry_run_json_writes_nothing(capsys, small):
     root, a, _ = small
     out_path = root / "dry.keras"
-    code, out, _ = run(capsys, "port", a, "--recipe", "slim:resnet_v1_50", "--input-size", "32",
-                       "--dry-run", "--json", "-o", str(out_path))
+    code, out, _ = run(
+        capsys,
+        "port",
+        a,
+        "--recipe",
+        "slim:resnet_v1_50",
+        "--input-size",
+        "32",
+        "--dry-run",
+        "--json",
+        "-o",
+        str(out_path),
+    )
     assert code == 0
     data = json.loads(out)
     assert data["dry_run"] and data["ok"] and data["counts"]["matched"] == 267
@@ -108,8 +128,19 @@ def test_port_dry_run_json_writes_nothing(capsys, small):
 def test_port_verify_writes_keras_file(capsys, small):
     root, a, _ = small
     out_path = root / "r50.keras"
-    code, out, err = run(capsys, "port", a, "--recipe", "slim:resnet_v1_50", "--input-size",
-                         "32", "--verify", "-o", str(out_path), "--no-progress")
+    code, out, err = run(
+        capsys,
+        "port",
+        a,
+        "--recipe",
+        "slim:resnet_v1_50",
+        "--input-size",
+        "32",
+        "--verify",
+        "-o",
+        str(out_path),
+        "--no-progress",
+    )
     assert code == 0, err
     assert "Verification" in out and "OK" in out and "max rel" in out
     assert out_path.exists() and f"Wrote {out_path}" in out
@@ -134,8 +165,18 @@ def test_port_wrong_net_exits_1(capsys, small):
 def test_port_missing_and_mismatched_exits_1_json_report(capsys, small):
     root, _, b = small
     out_path = root / "bad.keras"
-    code, out, err = run(capsys, "port", b, "--recipe", "slim:resnet_v1_50", "--input-size",
-                         "32", "--json", "-o", str(out_path))
+    code, out, err = run(
+        capsys,
+        "port",
+        b,
+        "--recipe",
+        "slim:resnet_v1_50",
+        "--input-size",
+        "32",
+        "--json",
+        "-o",
+        str(out_path),
+    )
     assert code == 1 and not out_path.exists()
     data = json.loads(out)
     assert data["counts"]["missing"] == 1 and data["counts"]["mismatched"] == 1
@@ -144,8 +185,15 @@ def test_port_missing_and_mismatched_exits_1_json_report(capsys, small):
 
 def test_port_unwritable_output_exits_1(capsys, small):
     root, a, _ = small
-    code, _, err = run(capsys, "port", a, "--recipe", "slim:resnet_v1_50",
-                       "-o", str(root / "missing_dir" / "m.keras"))
+    code, _, err = run(
+        capsys,
+        "port",
+        a,
+        "--recipe",
+        "slim:resnet_v1_50",
+        "-o",
+        str(root / "missing_dir" / "m.keras"),
+    )
     assert code == 1 and "does not exist" in err and "Traceback" not in err
 
 
@@ -196,6 +244,10 @@ def test_console_script_entry_point():
     exe = os.path.join(os.path.dirname(sys.executable), "tfunite")
     res = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "usage: tfunite" in res.stdout
-    res = subprocess.run([exe, "port", "x", "--recipe", "nope", "-o", "y.keras"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [exe, "port", "x", "--recipe", "nope", "-o", "y.keras"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode in (1, 2) and "Traceback" not in res.stderr

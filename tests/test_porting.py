@@ -35,9 +35,9 @@ RTOL = 1e-5  # port verification bound on logits: max |keras - slim| / max |slim
 
 # net -> (input size for the Keras model, classes, input size for writing the checkpoint)
 CASES = {
-    "alexnet_v2": (224, 10, 224),   # fc6 is a 5x5 VALID conv: needs pool5 of 5x5
-    "overfeat": (231, 10, 231),     # fc6 is a 6x6 VALID conv
-    "vgg_a": (224, 10, 224),        # fc6 is a 7x7 VALID conv
+    "alexnet_v2": (224, 10, 224),  # fc6 is a 5x5 VALID conv: needs pool5 of 5x5
+    "overfeat": (231, 10, 231),  # fc6 is a 6x6 VALID conv
+    "vgg_a": (224, 10, 224),  # fc6 is a 7x7 VALID conv
     "vgg_16": (224, 10, 224),
     "vgg_19": (224, 10, 224),
     "inception_v1": (224, 10, 224),  # a fixed 7x7 VALID average pool at the end
@@ -66,8 +66,9 @@ def ckpt(tmp_path_factory):
         if key not in cache:
             path = str(root / "_".join(map(str, key)) / "model.ckpt")
             os.makedirs(os.path.dirname(path))
-            _slim.write_random_checkpoint(net, path, (key[2], key[2], 3), key[1], seed=seed,
-                                          write_version=version)
+            _slim.write_random_checkpoint(
+                net, path, (key[2], key[2], 3), key[1], seed=seed, write_version=version
+            )
             cache[key] = path
         return cache[key]
 
@@ -120,13 +121,15 @@ def test_keras_applications_targets():
 def test_background_class_dropped_by_default_and_kept_on_request(ckpt):
     path = ckpt("resnet_v2_50")  # 1001 classes
     m_drop, r_drop = port(path, "slim:resnet_v2_50", input_shape=(64, 64, 3), verify=True)
-    m_keep, r_keep = port(path, "slim:resnet_v2_50", input_shape=(64, 64, 3), verify=True,
-                          keep_background=True)
+    m_keep, r_keep = port(
+        path, "slim:resnet_v2_50", input_shape=(64, 64, 3), verify=True, keep_background=True
+    )
     assert m_drop.output_shape == (None, 1000) and r_drop.background == "dropped"
     assert m_keep.output_shape == (None, 1001) and r_keep.background == "kept"
     x = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(m_drop(x)), np.asarray(m_keep(x))[:, 1:],
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(m_drop(x)), np.asarray(m_keep(x))[:, 1:], rtol=1e-6, atol=1e-6
+    )
     logits = [e for e in r_drop.transformed if "logits" in e.source]
     assert logits and all("background" in str(e.to_dict()["transform"]) for e in logits)
 
@@ -134,9 +137,14 @@ def test_background_class_dropped_by_default_and_kept_on_request(ckpt):
 def test_training_state_and_aux_logits_are_dropped_on_purpose(tmp_path):
     path = str(tmp_path / "model.ckpt")
     _slim.write_random_checkpoint(
-        "resnet_v1_50", path, (32, 32, 3), 5,
-        extra={"global_step": np.array(7, np.int64),
-               "resnet_v1_50/conv1/weights/Momentum": np.zeros((7, 7, 3, 64), np.float32)},
+        "resnet_v1_50",
+        path,
+        (32, 32, 3),
+        5,
+        extra={
+            "global_step": np.array(7, np.int64),
+            "resnet_v1_50/conv1/weights/Momentum": np.zeros((7, 7, 3, 64), np.float32),
+        },
     )
     _, report = port(path, "slim:resnet_v1_50", input_shape=(32, 32, 3), dry_run=True)
     dropped = {e.source: e.reason for e in report.dropped}
@@ -145,8 +153,9 @@ def test_training_state_and_aux_logits_are_dropped_on_purpose(tmp_path):
 
 
 def test_inception_v3_drops_aux_logits(ckpt):
-    _, report = port(ckpt("inception_v3"), "slim:inception_v3", input_shape=(75, 75, 3),
-                     dry_run=True)
+    _, report = port(
+        ckpt("inception_v3"), "slim:inception_v3", input_shape=(75, 75, 3), dry_run=True
+    )
     aux = [e for e in report.dropped if "/AuxLogits/" in e.source]
     assert aux and all("auxiliary" in e.reason for e in aux)
 
@@ -174,8 +183,9 @@ FRESH = textwrap.dedent("""
 def saved_inception_v2(ckpt, tmp_path_factory):
     folder = tmp_path_factory.mktemp("keras_file")
     out = str(folder / "inception_v2.keras")
-    model, report = port(ckpt("inception_v2"), "slim:inception_v2", input_shape=(64, 64, 3),
-                         output=out)
+    model, report = port(
+        ckpt("inception_v2"), "slim:inception_v2", input_shape=(64, 64, 3), output=out
+    )
     x = np.random.default_rng(2).normal(size=(2, 64, 64, 3)).astype(np.float32)
     np.save(folder / "x.npy", x)
     return folder, out, np.asarray(model(x))
@@ -183,9 +193,13 @@ def saved_inception_v2(ckpt, tmp_path_factory):
 
 def _run_fresh(folder, out, backend):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    res = subprocess.run([sys.executable, "-c", FRESH, out, str(folder / "x.npy"),
-                          str(folder / f"y_{backend}.npy")], env=env, capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", FRESH, out, str(folder / "x.npy"), str(folder / f"y_{backend}.npy")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == backend
     return np.load(folder / f"y_{backend}.npy")
@@ -194,16 +208,21 @@ def _run_fresh(folder, out, backend):
 def test_keras_file_loads_in_fresh_process_without_slim_or_tfunite(saved_inception_v2):
     folder, out, expected = saved_inception_v2
     assert not [f for f in os.listdir(folder) if f.startswith(".")], "no temp files left"
-    np.testing.assert_allclose(_run_fresh(folder, out, "tensorflow"), expected,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        _run_fresh(folder, out, "tensorflow"), expected, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_keras_file_same_outputs_under_jax(saved_inception_v2):
     pytest.importorskip("jax")
     folder, out, expected = saved_inception_v2
     # Another backend runs other convolution kernels: float32 summation order differs.
-    np.testing.assert_allclose(_run_fresh(folder, out, "jax"), expected, rtol=1e-5,
-                               atol=1e-5 * float(np.max(np.abs(expected))))
+    np.testing.assert_allclose(
+        _run_fresh(folder, out, "jax"),
+        expected,
+        rtol=1e-5,
+        atol=1e-5 * float(np.max(np.abs(expected))),
+    )
 
 
 # ------------------------------------------------------------------ back again
@@ -250,8 +269,11 @@ def test_round_trip_through_keras_applications_model_with_background(ckpt, tmp_p
 
 # ----------------------------------------------------------------- bad inputs
 def test_checkpoint_of_another_net_says_which_net(ckpt):
-    with pytest.raises(LoadError, match=r"is not a slim:resnet_v1_50 checkpoint: it looks like "
-                                        r"slim:inception_v2 .*Fix: use recipe='slim:inception_v2'"):
+    with pytest.raises(
+        LoadError,
+        match=r"is not a slim:resnet_v1_50 checkpoint: it looks like "
+        r"slim:inception_v2 .*Fix: use recipe='slim:inception_v2'",
+    ):
         port(ckpt("inception_v2"), "slim:resnet_v1_50")
 
 
@@ -265,8 +287,11 @@ def test_missing_tensor(ckpt, tmp_path):
     del values["resnet_v1_50/block2/unit_1/bottleneck_v1/conv2/BatchNorm/moving_variance"]
     path = str(tmp_path / "m.ckpt")
     _slim.write_raw(values, path)
-    with pytest.raises(LoadError, match=r"1 missing .*\n.*block2/unit_1/bottleneck_v1/conv2/"
-                                        r"BatchNorm/moving_variance \(128,\)") as info:
+    with pytest.raises(
+        LoadError,
+        match=r"1 missing .*\n.*block2/unit_1/bottleneck_v1/conv2/"
+        r"BatchNorm/moving_variance \(128,\)",
+    ) as info:
         port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
     assert info.value.report.counts()["missing"] == 1
 
@@ -274,11 +299,15 @@ def test_missing_tensor(ckpt, tmp_path):
 def test_wrong_shape(ckpt, tmp_path):
     values = _all_tensors(ckpt("resnet_v1_50"))
     values["resnet_v1_50/block1/unit_1/bottleneck_v1/conv2/weights"] = np.zeros(
-        (5, 5, 64, 64), np.float32)
+        (5, 5, 64, 64), np.float32
+    )
     path = str(tmp_path / "s.ckpt")
     _slim.write_raw(values, path)
-    with pytest.raises(LoadError, match=r"wrong shape.*\n.*conv2/weights -> .*checkpoint shape "
-                                        r"\(5, 5, 64, 64\), Keras weight expects \(3, 3, 64, 64\)"):
+    with pytest.raises(
+        LoadError,
+        match=r"wrong shape.*\n.*conv2/weights -> .*checkpoint shape "
+        r"\(5, 5, 64, 64\), Keras weight expects \(3, 3, 64, 64\)",
+    ):
         port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
 
 
@@ -294,8 +323,11 @@ def test_unexpected_entries_refused_when_strict(ckpt, tmp_path):
 
 
 def test_unknown_recipe_lists_known_ones(ckpt):
-    with pytest.raises(RecipeError, match=r"Unknown recipe 'slim:vgg_17'\. Known recipes: "
-                                          r"slim:alexnet_v2, .*slim:vgg_16, slim:vgg_19"):
+    with pytest.raises(
+        RecipeError,
+        match=r"Unknown recipe 'slim:vgg_17'\. Known recipes: "
+        r"slim:alexnet_v2, .*slim:vgg_16, slim:vgg_19",
+    ):
         port(ckpt("alexnet_v2"), "slim:vgg_17")
 
 
@@ -309,11 +341,14 @@ def test_unreadable_checkpoint(tmp_path):
         port(str(tmp_path / "nothing.ckpt"), "slim:vgg_16")
 
 
-@pytest.mark.parametrize("make_path, message", [
-    (lambda d: d / "no_such_dir" / "m.keras", r"the directory .*no_such_dir' does not exist"),
-    (lambda d: d / "m.h5", r"must end in '\.keras'"),
-    (lambda d: d, r"is a directory"),
-])
+@pytest.mark.parametrize(
+    "make_path, message",
+    [
+        (lambda d: d / "no_such_dir" / "m.keras", r"the directory .*no_such_dir' does not exist"),
+        (lambda d: d / "m.h5", r"must end in '\.keras'"),
+        (lambda d: d, r"is a directory"),
+    ],
+)
 def test_output_path_that_cannot_be_written(ckpt, tmp_path, make_path, message):
     before = set(os.listdir(tmp_path))
     with pytest.raises(OutputError, match=message):
@@ -332,8 +367,7 @@ def test_failed_save_leaves_no_file(ckpt, tmp_path, monkeypatch):
     monkeypatch.setattr(keras.Model, "save", broken_save)
     out = tmp_path / "m.keras"
     with pytest.raises(OutputError, match=r"Writing .*m\.keras' failed: disk full\. Nothing"):
-        port(ckpt("resnet_v1_50"), "slim:resnet_v1_50", input_shape=(64, 64, 3),
-             output=str(out))
+        port(ckpt("resnet_v1_50"), "slim:resnet_v1_50", input_shape=(64, 64, 3), output=str(out))
     assert os.listdir(tmp_path) == []
 
 
@@ -361,22 +395,26 @@ def _custom_checkpoint(path):
 def _custom_model():
     import keras
 
-    return keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(4, 3, name="features.conv1"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3, name="head"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, name="features.conv1"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, name="head"),
+        ]
+    )
 
 
 def test_custom_model_with_regex_rules_and_transforms(tmp_path, capsys):
     path = str(tmp_path / "c.ckpt")
     values = _custom_checkpoint(path)
     model = _custom_model()
-    rules = [(r"net/conv1/weights", "features/conv1/kernel"),
-             (r"net/conv1/biases", "features/conv1/bias"),
-             (r"net/logits/weights", "head/kernel"),
-             (r"net/logits/biases", "head/bias")]
+    rules = [
+        (r"net/conv1/weights", "features/conv1/kernel"),
+        (r"net/conv1/biases", "features/conv1/bias"),
+        (r"net/logits/weights", "head/kernel"),
+        (r"net/logits/biases", "head/bias"),
+    ]
     transforms = {r"net/logits/weights": tu.Reshape((144, 3), source_shape=(6, 6, 4, 3))}
     before = [np.array(w) for w in model.weights]
     report = port_custom(path, model, rules, transforms, drop=["global_step"], dry_run=True)
@@ -384,11 +422,13 @@ def test_custom_model_with_regex_rules_and_transforms(tmp_path, capsys):
     assert "Plan" in out and "net/logits/weights" in out and "head/kernel" in out
     for w, b in zip(model.weights, before):  # a dry run loads nothing
         np.testing.assert_array_equal(np.array(w), b)
-    report = port_custom(path, model, rules, transforms, drop=["global_step"],
-                         output=str(tmp_path / "c.keras"))
+    report = port_custom(
+        path, model, rules, transforms, drop=["global_step"], output=str(tmp_path / "c.keras")
+    )
     assert report.counts()["transformed"] == 1 and report.ok
-    np.testing.assert_array_equal(np.array(model.get_layer("head").kernel),
-                                  values["net/logits/weights"].reshape(144, 3))
+    np.testing.assert_array_equal(
+        np.array(model.get_layer("head").kernel), values["net/logits/weights"].reshape(144, 3)
+    )
     assert os.path.exists(tmp_path / "c.keras")
 
 
@@ -398,17 +438,24 @@ def test_custom_model_with_assignment_map(tmp_path):
     import keras
 
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv1")])
-    with pytest.raises(LoadError, match=r"(?s)missing.*conv1/kernel.*unexpected.*net/logits/biases"):
+    with pytest.raises(
+        LoadError, match=r"(?s)missing.*conv1/kernel.*unexpected.*net/logits/biases"
+    ):
         port_custom(path, model, {"net/conv1/": "conv1/"}, print_plan=False)
     # assignment_map renames scopes, not leaf names: Slim 'weights' -> Keras 'kernel' rules
-    report = port_custom(path, model, [(r"net/conv1/weights", "conv1/kernel"),
-                                       (r"net/conv1/biases", "conv1/bias")],
-                         drop=[r"net/logits/.*", "global_step"], print_plan=False)
+    report = port_custom(
+        path,
+        model,
+        [(r"net/conv1/weights", "conv1/kernel"), (r"net/conv1/biases", "conv1/bias")],
+        drop=[r"net/logits/.*", "global_step"],
+        print_plan=False,
+    )
     assert report.ok and report.counts()["matched"] == 2
 
 
 def test_report_json_serializable(ckpt):
-    _, report = port(ckpt("inception_v3"), "slim:inception_v3", input_shape=(75, 75, 3),
-                     dry_run=True)
+    _, report = port(
+        ckpt("inception_v3"), "slim:inception_v3", input_shape=(75, 75, 3), dry_run=True
+    )
     data = json.loads(json.dumps(report.to_dict()))
     assert data["counts"]["dropped"] > 0 and data["background"] == "dropped"

@@ -53,10 +53,16 @@ def cmd_port(args: argparse.Namespace) -> int:
     size = args.input_size
     try:
         model, report = port(
-            args.checkpoint, args.recipe, keep_background=args.keep_background,
-            input_shape=(size, size, 3) if size else None, scope=args.scope,
-            strict=not args.no_strict, dry_run=args.dry_run, verify=args.verify,
-            output=args.output if not args.dry_run else None, progress=not args.no_progress,
+            args.checkpoint,
+            args.recipe,
+            keep_background=args.keep_background,
+            input_shape=(size, size, 3) if size else None,
+            scope=args.scope,
+            strict=not args.no_strict,
+            dry_run=args.dry_run,
+            verify=args.verify,
+            output=args.output if not args.dry_run else None,
+            progress=not args.no_progress,
         )
     except RecipeError as e:
         raise CliError(str(e), EXIT_USAGE) from None
@@ -92,22 +98,48 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for name in sorted(shapes):
         dt = np.dtype(dtypes[name]) if dtypes[name] not in ("string", "resource") else None
         n = int(np.prod(shapes[name])) if shapes[name] else 1
-        rows.append({"name": name, "shape": list(shapes[name]), "dtype": dtypes[name],
-                     "size": n, "bytes": n * dt.itemsize if dt is not None else None})
+        rows.append(
+            {
+                "name": name,
+                "shape": list(shapes[name]),
+                "dtype": dtypes[name],
+                "size": n,
+                "bytes": n * dt.itemsize if dt is not None else None,
+            }
+        )
     total = sum(r["bytes"] or 0 for r in rows)
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "entries": rows,
-                          "total_bytes": total, "count": len(rows)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": args.checkpoint,
+                    "entries": rows,
+                    "total_bytes": total,
+                    "count": len(rows),
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
     from rich.table import Table
 
     table = Table(title=f"{args.checkpoint}: {len(rows)} entries, {_human(total)}")
-    for col, just in (("name", "left"), ("shape", "left"), ("dtype", "left"),
-                      ("size", "right"), ("bytes", "right")):
+    for col, just in (
+        ("name", "left"),
+        ("shape", "left"),
+        ("dtype", "left"),
+        ("size", "right"),
+        ("bytes", "right"),
+    ):
         table.add_column(col, justify=just)
     for r in rows:
-        table.add_row(r["name"], str(tuple(r["shape"])), r["dtype"], f"{r['size']:,}",
-                      _human(r["bytes"]) if r["bytes"] is not None else "-")
+        table.add_row(
+            r["name"],
+            str(tuple(r["shape"])),
+            r["dtype"],
+            f"{r['size']:,}",
+            _human(r["bytes"]) if r["bytes"] is not None else "-",
+        )
     _console().print(table)
     return EXIT_OK
 
@@ -120,9 +152,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     only_a = sorted(set(sa) - set(sb))
     only_b = sorted(set(sb) - set(sa))
     common = sorted(set(sa) & set(sb))
-    layout = [{"name": n, "a": {"shape": list(sa[n]), "dtype": da[n]},
-               "b": {"shape": list(sb[n]), "dtype": db[n]}}
-              for n in common if tuple(sa[n]) != tuple(sb[n]) or da[n] != db[n]]
+    layout = [
+        {
+            "name": n,
+            "a": {"shape": list(sa[n]), "dtype": da[n]},
+            "b": {"shape": list(sb[n]), "dtype": db[n]},
+        }
+        for n in common
+        if tuple(sa[n]) != tuple(sb[n]) or da[n] != db[n]
+    ]
     bad = {d["name"] for d in layout}
     values = []
     from tfunite.porting.engine import _progress
@@ -132,22 +170,35 @@ def cmd_diff(args: argparse.Namespace) -> int:
         for n in comparable:
             a, b = ra.get_tensor(n), rb.get_tensor(n)
             if isinstance(a, np.ndarray) and a.dtype.kind in "fiub":
-                d = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+                d = (
+                    float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+                    if a.size
+                    else 0.0
+                )
             else:
                 d = 0.0 if np.array_equal(a, b) else float("inf")
             if d > args.atol:
                 values.append({"name": n, "max_abs_diff": d})
             step()
     same = not (only_a or only_b or layout or values)
-    result = {"a": args.checkpoint_a, "b": args.checkpoint_b, "only_in_a": only_a,
-              "only_in_b": only_b, "shape_or_dtype": layout, "values": values,
-              "compared": len(comparable), "identical": same}
+    result = {
+        "a": args.checkpoint_a,
+        "b": args.checkpoint_b,
+        "only_in_a": only_a,
+        "only_in_b": only_b,
+        "shape_or_dtype": layout,
+        "values": values,
+        "compared": len(comparable),
+        "identical": same,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         con = _console()
-        con.print(f"A: {args.checkpoint_a} ({len(sa)} entries)\nB: {args.checkpoint_b} "
-                  f"({len(sb)} entries)")
+        con.print(
+            f"A: {args.checkpoint_a} ({len(sa)} entries)\nB: {args.checkpoint_b} "
+            f"({len(sb)} entries)"
+        )
         for label, names in (("only in A", only_a), ("only in B", only_b)):
             if names:
                 con.print(f"[bold]{len(names)} {label}[/bold]:")
@@ -156,22 +207,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
         if layout:
             con.print(f"[bold]{len(layout)} with different shape or dtype[/bold]:")
             for d in layout:
-                con.print(f"  {d['name']}: A {tuple(d['a']['shape'])} {d['a']['dtype']}, "
-                          f"B {tuple(d['b']['shape'])} {d['b']['dtype']}", markup=False)
+                con.print(
+                    f"  {d['name']}: A {tuple(d['a']['shape'])} {d['a']['dtype']}, "
+                    f"B {tuple(d['b']['shape'])} {d['b']['dtype']}",
+                    markup=False,
+                )
         if values:
             con.print(f"[bold]{len(values)} with different values[/bold] (max abs difference):")
             for d in sorted(values, key=lambda d: -d["max_abs_diff"]):
                 con.print(f"  {d['name']}: {d['max_abs_diff']:.6g}", markup=False)
-        con.print("identical" if same else f"{len(comparable) - len(values)} of "
-                  f"{len(comparable)} common entries equal (atol {args.atol:g})")
+        con.print(
+            "identical"
+            if same
+            else f"{len(comparable) - len(values)} of "
+            f"{len(comparable)} common entries equal (atol {args.atol:g})"
+        )
     return EXIT_OK if same else EXIT_FAIL
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
     from tfunite.porting import RECIPES
 
-    rows = [{"name": r.name, "target": r.target, "default_size": r.default_size,
-             "min_size": r.min_size} for r in sorted(RECIPES.values(), key=lambda r: r.name)]
+    rows = [
+        {"name": r.name, "target": r.target, "default_size": r.default_size, "min_size": r.min_size}
+        for r in sorted(RECIPES.values(), key=lambda r: r.name)
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -219,25 +279,42 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("port", help="port a TF-Slim checkpoint into a Keras 3 .keras file",
-                       description="Port a TF-Slim checkpoint into a Keras 3 model. The plan "
-                       "(matched, transformed, dropped, missing, unexpected) is checked before "
-                       "any weight is loaded; the .keras file is written atomically.")
+    p = sub.add_parser(
+        "port",
+        help="port a TF-Slim checkpoint into a Keras 3 .keras file",
+        description="Port a TF-Slim checkpoint into a Keras 3 model. The plan "
+        "(matched, transformed, dropped, missing, unexpected) is checked before "
+        "any weight is loaded; the .keras file is written atomically.",
+    )
     p.add_argument("checkpoint", help="checkpoint prefix (V2), file (V1) or directory")
-    p.add_argument("--recipe", "-r", required=True,
-                   help="e.g. slim:vgg_16 (`tfunite recipes` lists them)")
+    p.add_argument(
+        "--recipe", "-r", required=True, help="e.g. slim:vgg_16 (`tfunite recipes` lists them)"
+    )
     p.add_argument("-o", "--output", help="the .keras file to write")
     p.add_argument("--dry-run", action="store_true", help="print the plan; load and write nothing")
-    p.add_argument("--verify", action="store_true",
-                   help="run Slim from the checkpoint and compare logits and endpoints")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run Slim from the checkpoint and compare logits and endpoints",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--keep-background", action="store_true",
-                   help="keep class 0 of a 1001-class classifier (default: drop it)")
-    p.add_argument("--input-size", type=int, metavar="N",
-                   help="square input size (default: the net's Slim default)")
+    p.add_argument(
+        "--keep-background",
+        action="store_true",
+        help="keep class 0 of a 1001-class classifier (default: drop it)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        metavar="N",
+        help="square input size (default: the net's Slim default)",
+    )
     p.add_argument("--scope", help="the net's top scope in the checkpoint, if not Slim's default")
-    p.add_argument("--no-strict", action="store_true",
-                   help="ignore checkpoint entries that map to no Keras weight")
+    p.add_argument(
+        "--no-strict",
+        action="store_true",
+        help="ignore checkpoint entries that map to no Keras weight",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="list one-to-one renames too")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_port)
@@ -250,8 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="compare two checkpoints (exit 1 if they differ)")
     p.add_argument("checkpoint_a")
     p.add_argument("checkpoint_b")
-    p.add_argument("--atol", type=float, default=0.0,
-                   help="value differences up to this are equal (default: exact)")
+    p.add_argument(
+        "--atol",
+        type=float,
+        default=0.0,
+        help="value differences up to this are equal (default: exact)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_diff)
@@ -261,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recipes)
 
     for name, what in _DELEGATES.items():
-        p = sub.add_parser(name, help=what, add_help=False,
-                           description=f"{what} (options: tfunite {name} --help)")
+        p = sub.add_parser(
+            name, help=what, add_help=False, description=f"{what} (options: tfunite {name} --help)"
+        )
         p.add_argument("args", nargs=argparse.REMAINDER)
         p.set_defaults(func=_delegate(name, what))
     return parser
@@ -275,8 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("doctor", "compat"):
         # Their options belong to their own parsers (argparse.REMAINDER drops a leading
         # "--option" inside a subparser), so they are passed through untouched.
-        args = argparse.Namespace(command=argv[0], args=argv[1:],
-                                  func=_delegate(argv[0], _DELEGATES[argv[0]]))
+        args = argparse.Namespace(
+            command=argv[0], args=argv[1:], func=_delegate(argv[0], _DELEGATES[argv[0]])
+        )
     else:
         args = parser.parse_args(argv)
     _quiet_tf()
