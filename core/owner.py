@@ -66,6 +66,9 @@ class Owner:
         self._graph_cache: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ calling
+    # Framework code is already graph-compatible Python; AutoGraph converting library
+    # internals inside a user's tf.function is slow and breaks on zero-arg super().
+    @tf.autograph.experimental.do_not_convert
     def __call__(self, inputs: Any, training: bool = False) -> Any:
         """Forward pass; creates variables on the first call."""
         self._check_graph()
