@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 from tfunite.checkpoint import object_paths
-from tfunite.naming import stable_child_names, walk
+from tfunite.naming import legacy_h5_positions, stable_child_names, walk
 from tfunite.owner import Owner
 
 
@@ -90,6 +90,9 @@ class KerasOwner(Owner):
             return {name: paths.get(id(v)) for name, v in listed}
         if fmt == "keras_h5":
             paths = _h5_paths(self.model)
+            return {name: paths.get(id(v)) for name, v in listed}
+        if fmt == "legacy_h5":
+            paths = legacy_h5_positions(getattr(self.model, "layers", [self.model]))
             return {name: paths.get(id(v)) for name, v in listed}
         return None
 

@@ -13,7 +13,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 from tfunite.checkpoint import object_paths
-from tfunite.naming import walk
+from tfunite.naming import legacy_h5_positions, walk
 from tfunite.owner import Owner, canonical
 
 
@@ -63,7 +63,10 @@ class TfKerasOwner(Owner):
         return [] if tf.executing_eagerly() else list(self.model.updates)
 
     def _aliases(self, fmt: str) -> dict[str, str | None] | None:
-        if fmt != "object":
+        if fmt == "object":
+            paths = object_paths(self.model)
+        elif fmt == "legacy_h5":
+            paths = legacy_h5_positions(self.model.layers)
+        else:
             return None
-        paths = object_paths(self.model)
         return {name: paths.get(id(v)) for name, v, _ in self._collect()}

@@ -163,10 +163,23 @@ class H5Reader(Reader):
             if isinstance(obj, h5py.Dataset):
                 self._datasets[name] = obj
 
-        self._file.visititems(visit)
-        if "layer_names" in self._file.attrs:
-            self.kind = "tf-keras-h5"
-            self.fmt = "tf_keras_h5"
+        root = self._file
+        if "model_weights" in root and "layer_names" in root["model_weights"].attrs:
+            root = root["model_weights"]  # a whole model saved as .h5
+        if "layer_names" in root.attrs:
+            # Legacy h5 (tf_keras save_weights/save, Keras 3 .h5): groups are named after
+            # auto-numbered layer names, so entries are keyed by position, as Keras itself
+            # loads them: "k/j" = weight j of the k-th layer that has weights.
+            self.kind, self.fmt = "keras-legacy-h5", "legacy_h5"
+            k = 0
+            for layer_name in root.attrs["layer_names"]:
+                group = root[_text(layer_name)]
+                weight_names = [_text(w) for w in group.attrs.get("weight_names", [])]
+                for j, weight_name in enumerate(weight_names):
+                    self._datasets[f"{k}/{j}"] = group[weight_name]
+                k += bool(weight_names)
+        else:
+            self._file.visititems(visit)
         for name, ds in self._datasets.items():
             self.entries[canonical(name)] = (tuple(ds.shape), np.dtype(ds.dtype))
         self._names = {canonical(n): n for n in self._datasets}
@@ -176,6 +189,10 @@ class H5Reader(Reader):
 
     def close(self) -> None:
         self._file.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
 def _first_line(e: Exception) -> str:

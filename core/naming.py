@@ -85,3 +85,16 @@ def attribute_names(module: tf.Module, prefix: str) -> list[tuple[str, tf.Variab
             seen.add(id(var))
             out.append((prefix + "/".join(str(p).lstrip("_") for p in path), var))
     return out
+
+
+def legacy_h5_positions(layers: Iterable[Any]) -> dict[int, str]:
+    """{id(weight): "k/j"}: weight j of the k-th layer with weights, the order in which
+    Keras' legacy .h5 format stores and loads weights (trainable, then non-trainable)."""
+    out: dict[int, str] = {}
+    k = 0
+    for layer in layers:
+        weights = list(layer.trainable_weights) + list(layer.non_trainable_weights)
+        for j, weight in enumerate(weights):
+            out[id(weight)] = f"{k}/{j}"
+        k += bool(weights)
+    return out
