@@ -1,9 +1,14 @@
 """Sonnet 2 bridge: wraps an `snt.Module` into an Owner.
 
-Names are Sonnet's own variable names without `:0` (`mlp/linear_0/w`). Sonnet does not
-uniquify module names, so two unnamed sibling modules give the same names
-(`linear/w` twice); the owner then names every variable by its attribute path under
-the module instead (`my_net/layers/0/w`), which is unique and stable.
+Names follow Sonnet's module names (`mlp/linear_0/w`), built from the module tree
+rather than from `variable.name`: Sonnet does not uniquify module names (two unnamed
+`snt.Linear` siblings both give `linear/w`) while a TF1 graph does (`linear_1/w`), so
+names taken from the tree, with a repeated sibling name suffixed `_1`, `_2` in
+attribute order, are unique and the same eagerly and in a graph.
+
+In a TF1 graph the module runs inside a `tf.function`: Sonnet is TF2 code whose state
+updates (BatchNorm's moving averages) rely on automatic control dependencies, and would
+otherwise be built but never run by a Session.
 """
 
 from __future__ import annotations
@@ -13,8 +18,17 @@ from typing import Any
 import sonnet as snt
 import tensorflow as tf
 from tfunite.checkpoint import object_paths
-from tfunite.naming import attribute_names, training_kwargs
+from tfunite.naming import distinct_child_names, training_kwargs, walk
 from tfunite.owner import Owner, canonical
+
+
+def _children(module: tf.Module) -> list[tf.Module]:
+    return list(module._flatten(recursive=False, predicate=lambda m: isinstance(m, tf.Module)))
+
+
+def _own_variables(module: tf.Module) -> list[tuple[str, tf.Variable]]:
+    own = module._flatten(recursive=False, predicate=lambda v: isinstance(v, tf.Variable))
+    return [(canonical(v.name).split("/")[-1], v) for v in own]
 
 
 class SonnetOwner(Owner):
@@ -31,19 +45,22 @@ class SonnetOwner(Owner):
         # Built on the first call: Sonnet modules create some variables in __init__
         # (BatchNorm's counters) and the rest on first use, so "has variables" is no signal.
         self.module = module
+        self._graph_fns: dict[bool, Any] = {}
 
     def _forward(self, inputs: Any, training: bool) -> Any:
-        return self.module(inputs, **training_kwargs(self.module.__call__, training))
+        kwargs = training_kwargs(self.module.__call__, training)
+        if isinstance(self.module, snt.nets.MLP) and getattr(self.module, "_dropout_rate", None) is None:
+            kwargs = {}  # MLP refuses is_training unless it has dropout (nothing depends on it)
+        if tf.executing_eagerly() or tf.compat.v1.executing_eagerly_outside_functions():
+            return self.module(inputs, **kwargs)
+        if training not in self._graph_fns:  # TF1 graph: trace once per mode
+            self._graph_fns[training] = tf.function(lambda x: self.module(x, **kwargs), autograph=False)
+        return self._graph_fns[training](inputs)
 
     def _collect(self) -> list[tuple[str, tf.Variable, bool]]:
         trainable = {id(v) for v in tf.Module.trainable_variables.fget(self.module)}
-        variables = list(tf.Module.variables.fget(self.module))
-        names = [canonical(v.name) for v in variables]
-        if len(set(names)) == len(names):
-            listed = list(zip(names, variables))
-        else:
-            listed = attribute_names(self.module, self.module.name + "/")
-        return [(n, v, id(v) in trainable) for n, v in listed]
+        listed = walk(self.module, _children, _own_variables, distinct_child_names)
+        return [(f"{self.module.name}/{n}", v, id(v) in trainable) for n, v in listed]
 
     def _aliases(self, fmt: str) -> dict[str, str | None] | None:
         if fmt != "object":

@@ -41,11 +41,25 @@ def stable_child_names(children: Iterable[Any]) -> list[tuple[str, Any]]:
     return out
 
 
+def distinct_child_names(children: Iterable[Any]) -> list[tuple[str, Any]]:
+    """[(name, child)] keeping given names; a repeated name gets `_1`, `_2`, ... in order
+    (Sonnet does not uniquify module names, so siblings may share one)."""
+    seen: dict[str, int] = {}
+    out = []
+    for child in children:
+        n = seen.get(child.name, 0)
+        seen[child.name] = n + 1
+        out.append((child.name if n == 0 else f"{child.name}_{n}", child))
+    return out
+
+
 def walk(root: Any, children: Callable[[Any], list[Any]],
-         own_variables: Callable[[Any], list[tuple[str, Any]]]) -> list[tuple[str, Any]]:
+         own_variables: Callable[[Any], list[tuple[str, Any]]],
+         child_names: Callable[[Iterable[Any]], list[tuple[str, Any]]] = stable_child_names,
+         ) -> list[tuple[str, Any]]:
     """[(path, variable)] for a layer tree: `own_variables(layer)` gives (name, var) pairs
-    a layer holds itself, `children(layer)` its direct sub-layers. Shared layers and
-    variables are listed once, at their first path."""
+    a layer holds itself, `children(layer)` its direct sub-layers, `child_names` names
+    them. Shared layers and variables are listed once, at their first path."""
     out: list[tuple[str, Any]] = []
     seen_layers: set[int] = set()
     seen_vars: set[int] = set()
@@ -58,19 +72,43 @@ def walk(root: Any, children: Callable[[Any], list[Any]],
             if id(var) not in seen_vars:
                 seen_vars.add(id(var))
                 out.append((prefix + name, var))
-        for name, child in stable_child_names(children(layer)):
+        for name, child in child_names(children(layer)):
             visit(child, f"{prefix}{name}/")
 
     visit(root, "")
     return out
 
 
+def _parameters(fn: Any) -> Any:
+    """The parameters of `fn`, looking through decorators that hide them behind
+    (*args, **kwargs) (Sonnet wraps every module method so), by `__wrapped__` or by
+    the closure holding the original function of the same name."""
+    name = getattr(fn, "__name__", None)
+    queue, seen = [fn], set()
+    while queue:
+        f = queue.pop(0)
+        if id(f) in seen or not callable(f):
+            continue
+        seen.add(id(f))
+        try:
+            params = inspect.signature(f).parameters
+        except (TypeError, ValueError):
+            params = {}
+        named = [p for p in params.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                 and p.name != "self"]
+        if named:
+            return params
+        inner = [getattr(f, "__wrapped__", None)] + [
+            c.cell_contents for c in (getattr(f, "__closure__", None) or ())
+            if inspect.isfunction(getattr(c, "cell_contents", None))
+            and c.cell_contents.__name__ in (name, "__call__")]
+        queue.extend(x for x in inner if x is not None)
+    return {}
+
+
 def training_kwargs(fn: Any, training: bool) -> dict[str, bool]:
     """Pass `training` as `is_training=` or `training=`, whichever `fn` accepts."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return {}
+    params = _parameters(getattr(fn, "__func__", fn))
     for key in ("is_training", "training"):
         if key in params:
             return {key: training}

@@ -67,11 +67,12 @@ CASES = {c.name: c for c in [
          ["mlp/linear_0/b", "mlp/linear_0/w", "mlp/linear_1/b", "mlp/linear_1/w"],
          lambda m, x, _: m(x), _snt_count),
     Case("sonnet_bn", "sonnet_bn", "sonnet",
-         # Two unnamed snt.Linear share the name "linear": attribute paths are used instead.
-         ["net/bn/offset", "net/bn/scale", "net/bn/moving_mean/counter", "net/bn/moving_mean/hidden",
-          "net/bn/moving_mean/average", "net/bn/moving_variance/counter",
-          "net/bn/moving_variance/hidden", "net/bn/moving_variance/average",
-          "net/lin/b", "net/lin/w", "net/out/b", "net/out/w"],
+         # Two unnamed snt.Linear siblings share the name "linear": the second is linear_1.
+         ["net/batch_norm/offset", "net/batch_norm/scale", "net/batch_norm/moving_mean/counter",
+          "net/batch_norm/moving_mean/hidden", "net/batch_norm/moving_mean/average",
+          "net/batch_norm/moving_variance/counter", "net/batch_norm/moving_variance/hidden",
+          "net/batch_norm/moving_variance/average", "net/linear/b", "net/linear/w",
+          "net/linear_1/b", "net/linear_1/w"],
          lambda m, x, _: m(x, is_training=False), _snt_count),
     Case("tf_module", "tf_module", "tf_module", ["b", "w"],
          lambda m, x, _: m(x), _snt_count),

@@ -211,3 +211,25 @@ def test_tf_keras_in_a_session_train_op_really_updates(tmp_path):
             tu.save(owner, tmp_path / "ck", session=sess)
             tu.load(owner, tmp_path / "ck", session=sess)
             assert len(tf.compat.v1.get_default_graph().get_operations()) == ops  # no graph growth
+
+
+def test_sonnet_training_flag_reaches_module_eagerly_and_in_a_session():
+    """Sonnet hides __call__'s signature behind (*args, **kwargs); `training=` must still
+    reach `is_training`, and BatchNorm's moving averages must move in a Session too."""
+    owner = tu.wrap(models.sonnet_bn(), name="e")
+    owner(models.example(), training=True)
+    counter = "net/batch_norm/moving_mean/counter"
+    assert int(owner.variables[counter].numpy()) == 1
+    owner(models.example(), training=False)
+    assert int(owner.variables[counter].numpy()) == 1
+    eager_names = list(owner.variables)
+    models.sonnet_bn()  # Sonnet's TF2 check passes once a module was built eagerly
+    with tf.Graph().as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6])
+        graph_owner = tu.wrap(models.sonnet_bn(), name="g")
+        y = graph_owner(x, training=True)
+        assert list(graph_owner.variables) == eager_names  # no graph-uniquified names
+        with tf.compat.v1.Session() as sess:
+            graph_owner.initialize(session=sess)
+            sess.run(y, {x: models.example()})
+            assert sess.run(graph_owner.variables[counter]) == 1
