@@ -727,7 +727,10 @@ def coverage_gaps(bridges: Sequence[str] | None = None) -> list[tuple[str, str]]
 
 # ---------------------------------------------------------------------------- worker
 def _reason(error: BaseException) -> str:
-    text = " ".join(str(error).split())
+    text = str(error)
+    if "Detected at node" in text:  # a TF op error: the traceback first, the message last
+        text = [line for line in text.splitlines() if line.strip()][-1]
+    text = " ".join(text.split())
     if len(text) > 400:
         text = text[:397] + "..."
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
