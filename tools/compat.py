@@ -728,8 +728,11 @@ def coverage_gaps(bridges: Sequence[str] | None = None) -> list[tuple[str, str]]
 # ---------------------------------------------------------------------------- worker
 def _reason(error: BaseException) -> str:
     text = str(error)
-    if "Detected at node" in text:  # a TF op error: the traceback first, the message last
-        text = [line for line in text.splitlines() if line.strip()][-1]
+    if "Detected at node" in text:  # a TF op error: keep its message, not its traceback
+        lines = [ln.strip() for ln in text.splitlines()]
+        node = next((i for i, ln in enumerate(lines) if ln.startswith("Node: ")), None)
+        if node is not None:
+            text = " ".join(ln for ln in lines[node : node + 2] if ln)
     text = " ".join(text.split())
     if len(text) > 400:
         text = text[:397] + "..."
