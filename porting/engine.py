@@ -454,8 +454,9 @@ def make_plan(
 
 def execute(plan: Plan, checkpoint: str, progress: bool = False) -> None:
     """Read each planned tensor, transform it and assign it (the plan must be clean)."""
-    reader = _reader(checkpoint)
     items = plan.assignments
+    _check_covers_model(plan)
+    reader = _reader(checkpoint)
     ctx = _progress(progress, len(items), "Porting weights")
     with ctx as advance:
         for name, var, transform in items:
@@ -464,6 +465,24 @@ def execute(plan: Plan, checkpoint: str, progress: bool = False) -> None:
                 value = transform.forward(value)
             var.assign(value)
             advance()
+
+
+def _check_covers_model(plan: Plan) -> None:
+    """Refuse (before any assignment) a plan that leaves a model weight unassigned: with
+    the zero-filled weights of a fast build, such a weight would silently stay zero."""
+    weights = getattr(plan.model, "weights", None)
+    if weights is None:
+        return
+    assigned = {id(var) for _, var, _ in plan.assignments}
+    left = [getattr(w, "path", None) or w.name for w in weights if id(w) not in assigned]
+    if left:
+        shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+        raise LoadError(
+            f"The plan assigns no checkpoint entry to {len(left)} weight(s) of model "
+            f"{getattr(plan.model, 'name', '?')!r}: {shown}. Nothing was loaded. Fix: add rules "
+            "mapping checkpoint entries onto these weights.",
+            plan.report,
+        )
 
 
 @contextlib.contextmanager

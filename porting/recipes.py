@@ -129,12 +129,12 @@ def get_recipe(name: str | Recipe) -> Recipe:
 # ----------------------------------------------------------------------- builders
 def _traced(net: str, net_kwargs: dict[str, Any] | None = None) -> Callable[[BuildSpec], Any]:
     def build(spec: BuildSpec) -> Any:
-        from . import _slim, trace
+        from . import _layouts, trace
 
-        sg = _slim.build_graph(
-            net, spec.input_shape, spec.num_classes, scope=spec.scope, net_kwargs=net_kwargs
+        layout = _layouts.get_layout(
+            net, spec.input_shape, spec.num_classes, spec.scope, spec.name, net_kwargs
         )
-        return trace.slim_to_keras(sg.graph, sg.inputs, sg.logits, spec.scope, spec.name)
+        return trace.build_layout(layout)
 
     return build
 

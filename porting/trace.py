@@ -90,6 +90,22 @@ def _activation_inputs(op: tf.Operation) -> list[tf.Tensor]:
     return [inputs[i] for i in spec]
 
 
+# Bump when the layout format or the translation changes: cached layouts are then ignored.
+LAYOUT_VERSION = 1
+
+# Initializer arguments of the layers the translator makes, and their Keras defaults.
+_INITIALIZERS: dict[str, dict[str, str]] = {
+    "Conv2D": {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"},
+    "DepthwiseConv2D": {"depthwise_initializer": "glorot_uniform", "bias_initializer": "zeros"},
+    "BatchNormalization": {
+        "beta_initializer": "zeros",
+        "gamma_initializer": "ones",
+        "moving_mean_initializer": "zeros",
+        "moving_variance_initializer": "ones",
+    },
+}
+
+
 def slim_to_keras(
     graph: tf.Graph,
     inputs: tf.Tensor,
@@ -111,8 +127,25 @@ def slim_to_keras(
     Returns:
         A `keras.Model` with fresh weights; load them with `tfunite.porting.port`.
     """
-    import keras
+    return build_layout(trace_layout(graph, inputs, output, scope, name, squeeze_output))
 
+
+def trace_layout(
+    graph: tf.Graph,
+    inputs: tf.Tensor,
+    output: tf.Tensor,
+    scope: str,
+    name: str,
+    squeeze_output: bool = True,
+) -> dict[str, Any]:
+    """The Keras layout of a Slim graph, as JSON-able data (`build_layout` makes the model).
+
+    ``{"version", "name", "input_shape", "layers": [{"class", "config", "inputs"}], "output"}``:
+    one entry per Keras layer in creation order; ``config`` holds the layer's constructor
+    arguments (with its ``name``), ``inputs`` the names of the layers (or ``"inputs"``)
+    whose outputs it takes. Arguments the translator leaves at their Keras defaults (the
+    initializers) are not stored.
+    """
     prefix = scope.rstrip("/") + "/"
 
     def rel(op_name: str) -> str:
@@ -133,9 +166,9 @@ def slim_to_keras(
         stack.extend(t.op for t in _activation_inputs(op))
     ops = [op for op in graph.get_operations() if op.name in needed]
 
-    shape = tuple(inputs.shape.as_list()[1:])
-    x_in = keras.Input(shape=shape, name="inputs")
-    tensors: dict[str, Any] = {inputs.name: x_in}
+    shape = [int(d) for d in inputs.shape.as_list()[1:]]
+    tensors: dict[str, str] = {inputs.name: "inputs"}  # graph tensor -> Keras layer name
+    layers: list[dict[str, Any]] = []
     fused: set[str] = set()
 
     def consumer_bias(op: tf.Operation) -> tf.Operation | None:
@@ -143,6 +176,10 @@ def slim_to_keras(
         if len(users) == 1 and users[0].type == "BiasAdd" and _variable_name(users[0].inputs[1]):
             return users[0]
         return None
+
+    def add(cls: str, args: list[str], **config: Any) -> str:
+        layers.append({"class": cls, "config": config, "inputs": args})
+        return config["name"]
 
     for op in ops:
         if op.name in fused:
@@ -157,8 +194,8 @@ def slim_to_keras(
             if kvar is None:
                 raise TraceError(f"Op {op.name!r}: the filter is not a variable.")
             kshape = op.inputs[1].shape.as_list()
-            strides = tuple(op.get_attr("strides")[1:3])
-            dil = tuple(op.get_attr("dilations")[1:3])
+            strides = list(op.get_attr("strides")[1:3])
+            dil = list(op.get_attr("dilations")[1:3])
             padding = op.get_attr("padding").decode().lower()
             bias_op = consumer_bias(op)
             leaf = kvar.rsplit("/", 1)[-1]
@@ -167,77 +204,70 @@ def slim_to_keras(
                 if leaf == "weights"
                 else (var_scope(kvar) + "." + leaf.replace("_weights", ""))
             )
-            if t == "Conv2D":
-                layer = keras.layers.Conv2D(
-                    kshape[3],
-                    kshape[:2],
-                    strides=strides,
-                    padding=padding,
-                    dilation_rate=dil,
-                    use_bias=bias_op is not None,
-                    name=lname,
-                )
-            else:
-                layer = keras.layers.DepthwiseConv2D(
-                    kshape[:2],
-                    strides=strides,
-                    padding=padding,
-                    depth_multiplier=kshape[3],
-                    dilation_rate=dil,
-                    use_bias=bias_op is not None,
-                    name=lname,
-                )
             if bias_op is not None:
                 fused.add(bias_op.name)
                 out_op = bias_op
-            y = layer(args[0])
+            common = {
+                "kernel_size": kshape[:2],
+                "strides": strides,
+                "padding": padding,
+                "dilation_rate": dil,
+                "use_bias": bias_op is not None,
+                "name": lname,
+            }
+            if t == "Conv2D":
+                y = add("Conv2D", args[:1], filters=kshape[3], **common)
+            else:
+                y = add("DepthwiseConv2D", args[:1], depth_multiplier=kshape[3], **common)
         elif t in ("FusedBatchNormV3", "FusedBatchNorm"):
             if op.get_attr("is_training"):
                 raise TraceError(f"Op {op.name!r}: build the Slim net with is_training=False.")
             gamma = _variable_name(op.inputs[1])
             beta = _variable_name(op.inputs[2])
             mean = _variable_name(op.inputs[3])
-            lname = var_scope(mean)
-            layer = keras.layers.BatchNormalization(
+            y = add(
+                "BatchNormalization",
+                args[:1],
                 axis=-1,
                 epsilon=float(op.get_attr("epsilon")),
                 center=beta is not None,
                 scale=gamma is not None,
-                name=lname,
+                name=var_scope(mean),
             )
-            y = layer(args[0])
         elif t == "Relu":
-            y = keras.layers.ReLU(name=rel(op.name))(args[0])
+            y = add("ReLU", args[:1], name=rel(op.name))
         elif t in ("MaxPool", "AvgPool"):
-            cls = keras.layers.MaxPooling2D if t == "MaxPool" else keras.layers.AveragePooling2D
-            y = cls(
-                tuple(op.get_attr("ksize")[1:3]),
-                strides=tuple(op.get_attr("strides")[1:3]),
+            y = add(
+                "MaxPooling2D" if t == "MaxPool" else "AveragePooling2D",
+                args[:1],
+                pool_size=list(op.get_attr("ksize")[1:3]),
+                strides=list(op.get_attr("strides")[1:3]),
                 padding=op.get_attr("padding").decode().lower(),
                 name=rel(op.name),
-            )(args[0])
+            )
         elif t == "Pad":
             pads = _const(op.inputs[1]).tolist()
             if pads[0] != [0, 0] or pads[3] != [0, 0]:
                 raise TraceError(f"Op {op.name!r}: only spatial padding is supported, got {pads}.")
-            y = keras.layers.ZeroPadding2D((tuple(pads[1]), tuple(pads[2])), name=rel(op.name))(
-                args[0]
-            )
+            y = add("ZeroPadding2D", args[:1], padding=[pads[1], pads[2]], name=rel(op.name))
         elif t == "ConcatV2":
             axis = int(_const(op.inputs[-1]))
-            y = keras.layers.Concatenate(axis=axis, name=rel(op.name))(args)
+            y = add("Concatenate", args, axis=axis, name=rel(op.name))
         elif t in ("AddV2", "Add"):
-            y = keras.layers.Add(name=rel(op.name))(args)
+            y = add("Add", args, name=rel(op.name))
         elif t == "Mean":
             axes = sorted(int(a) for a in _const(op.inputs[1]).ravel())
             if axes != [1, 2]:
                 raise TraceError(f"Op {op.name!r}: only a spatial mean is supported, got {axes}.")
-            y = keras.layers.GlobalAveragePooling2D(
-                keepdims=bool(op.get_attr("keep_dims")), name=rel(op.name)
-            )(args[0])
+            y = add(
+                "GlobalAveragePooling2D",
+                args[:1],
+                keepdims=bool(op.get_attr("keep_dims")),
+                name=rel(op.name),
+            )
         elif t == "Squeeze":
-            target = tuple(op.outputs[0].shape.as_list()[1:])
-            y = keras.layers.Reshape(target, name=rel(op.name))(args[0])
+            target = [int(d) for d in op.outputs[0].shape.as_list()[1:]]
+            y = add("Reshape", args[:1], target_shape=target, name=rel(op.name))
         elif t == "Identity":
             y = args[0]
         else:  # pragma: no cover - _activation_inputs raised already
@@ -249,8 +279,44 @@ def slim_to_keras(
     y = tensors[output.name]
     out_shape = output.shape.as_list()
     if squeeze_output and len(out_shape) == 4 and out_shape[1:3] == [1, 1]:
-        y = keras.layers.Reshape((out_shape[3],), name="SpatialSqueeze")(y)
-    return keras.Model(x_in, y, name=re.sub(r"[^A-Za-z0-9_.-]", "_", name))
+        y = add("Reshape", [y], target_shape=[int(out_shape[3])], name="SpatialSqueeze")
+    return {
+        "version": LAYOUT_VERSION,
+        "name": re.sub(r"[^A-Za-z0-9_.-]", "_", name),
+        "input_shape": shape,
+        "layers": layers,
+        "output": y,
+    }
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def build_layout(layout: dict[str, Any], fast_init: bool = True) -> Any:
+    """The Keras 3 functional model of a `trace_layout` layout.
+
+    With `fast_init`, weights are created filled with zeros, not random: every weight is overwritten by the port anyway, and random kernels cost
+    about a fifth of the build. The layers' initializers are then set back to Keras'
+    defaults, so the model's config (and a saved ``.keras`` file) is the one a plain
+    construction gives.
+    """
+    import keras
+
+    x_in = keras.Input(shape=tuple(layout["input_shape"]), name="inputs")
+    outputs: dict[str, Any] = {"inputs": x_in}
+    for entry in layout["layers"]:
+        cls = entry["class"]
+        config = {k: _tuples(v) for k, v in entry["config"].items()}
+        inits = _INITIALIZERS.get(cls, {}) if fast_init else {}
+        layer = getattr(keras.layers, cls)(**config, **dict.fromkeys(inits, "zeros"))
+        args = [outputs[i] for i in entry["inputs"]]
+        outputs[config["name"]] = layer(args if cls in ("Concatenate", "Add") else args[0])
+        for attr, default in inits.items():
+            setattr(layer, attr, keras.initializers.get(default))
+    return keras.Model(x_in, outputs[layout["output"]], name=layout["name"])
 
 
 def layer_for_tensor(t: tf.Tensor, scope: str) -> str:

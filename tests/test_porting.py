@@ -54,6 +54,14 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _layout_cache(tmp_path_factory):
+    """Traced layouts are cached in a folder of this test session, not in ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TFUNITE_CACHE_DIR", str(tmp_path_factory.mktemp("tfunite_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def ckpt(tmp_path_factory):
     """ckpt(net, classes=None, size=None, version="V2", seed=0) -> a cached checkpoint prefix."""
@@ -179,6 +187,11 @@ FRESH = textwrap.dedent("""
 """)
 
 
+# The fresh-process checks (a new interpreter importing TF, or Keras on JAX, which also
+# compiles the model with XLA: ~30 s) run on one representative traced net, not all 16:
+# the .keras file holds only built-in Keras layers, and inception_v2 uses the most
+# kinds of them (Conv2D, DepthwiseConv2D, BatchNormalization, ReLU, both poolings,
+# Concatenate, Reshape). Every recipe's numbers are checked in-process above.
 @pytest.fixture(scope="module")
 def saved_inception_v2(ckpt, tmp_path_factory):
     folder = tmp_path_factory.mktemp("keras_file")
@@ -459,3 +472,86 @@ def test_report_json_serializable(ckpt):
     )
     data = json.loads(json.dumps(report.to_dict()))
     assert data["counts"]["dropped"] > 0 and data["background"] == "dropped"
+
+
+# ------------------------------------------------------------- fast building
+def test_traced_layout_is_cached_on_disk_and_matches_a_fresh_trace(tmp_path, monkeypatch):
+    from tfunite.porting import _layouts, trace
+
+    monkeypatch.setenv("TFUNITE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_layouts, "_MEMORY", {})
+    args = ("inception_v2", (64, 64, 3), 10, "InceptionV2", "inception_v2", {})
+    layout = _layouts.get_layout(*args)
+    (path,) = (tmp_path / "porting-layouts").iterdir()
+    sg = _slim._build_graph("inception_v2", (64, 64, 3), 10, "InceptionV2", None, {}, "variables")
+    fresh = trace.trace_layout(sg.graph, sg.inputs, sg.logits, "InceptionV2", "inception_v2")
+    assert layout == fresh
+    assert json.loads(path.read_text())["layout"] == fresh
+
+    # A new process (empty memory) reads the file and does not trace.
+    def no_trace(*a, **k):
+        raise AssertionError("traced although the layout is cached")
+
+    monkeypatch.setattr(_layouts, "_MEMORY", {})
+    monkeypatch.setattr(trace, "trace_layout", no_trace)
+    assert _layouts.get_layout(*args) == fresh
+    # A damaged cache file is ignored (traced again and rewritten).
+    monkeypatch.undo()
+    monkeypatch.setenv("TFUNITE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_layouts, "_MEMORY", {})
+    path.write_text('{"key": ')
+    assert _layouts.get_layout(*args) == fresh
+    assert json.loads(path.read_text())["layout"] == fresh
+    # TFUNITE_CACHE_DIR=off: no file.
+    off = tmp_path / "off"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TFUNITE_CACHE_DIR", "off")
+    monkeypatch.setattr(_layouts, "_MEMORY", {})
+    assert _layouts.cache_dir() is None and _layouts.get_layout(*args) == fresh
+    assert not off.exists()
+
+
+def test_fast_build_keeps_keras_default_initializers(ckpt):
+    """Weights are created zero-filled, but the model's config (and so a saved .keras
+    file) is that of a plain construction, with Keras' default initializers."""
+    import keras
+    from tfunite.porting import _layouts, trace
+
+    layout = _layouts.get_layout("resnet_v1_50", (64, 64, 3), 10, "resnet_v1_50", "resnet_v1_50")
+    fast, plain = trace.build_layout(layout), trace.build_layout(layout, fast_init=False)
+    assert json.dumps(fast.get_config(), sort_keys=True, default=str) == json.dumps(
+        plain.get_config(), sort_keys=True, default=str
+    )
+    conv = fast.get_layer("conv1")
+    assert isinstance(conv.kernel_initializer, keras.initializers.GlorotUniform)
+    assert not np.any(np.asarray(conv.kernel)), "created zero-filled"
+    model, _ = port(ckpt("resnet_v1_50"), "slim:resnet_v1_50", input_shape=(64, 64, 3))
+    for w in model.weights:  # every weight was overwritten from the checkpoint
+        assert np.any(np.asarray(w)), w.path
+
+
+def test_a_plan_leaving_a_weight_unassigned_loads_nothing(tmp_path):
+    from tfunite.porting import engine
+    from tfunite.rules import Rules
+
+    path = str(tmp_path / "c.ckpt")
+    _custom_checkpoint(path)
+    model = _custom_model()
+    shapes, dtypes = engine.checkpoint_shapes(path)
+    rules = Rules(
+        [
+            (r"net/conv1/weights", "features/conv1/kernel"),
+            (r"net/conv1/biases", "features/conv1/bias"),
+            (r"net/logits/weights", "head/kernel"),
+            (r"net/logits/biases", "head/bias"),
+        ]
+    )
+    transforms = [(r"net/logits/weights", tu.Reshape((144, 3), source_shape=(6, 6, 4, 3)))]
+    plan = engine.make_plan(shapes, dtypes, model, rules, transforms, [("global_step", "x")])
+    assert plan.report.ok and len(plan.assignments) == 4
+    before = [np.array(w) for w in model.weights]
+    plan.assignments = [a for a in plan.assignments if a[0] != "net/conv1/biases"]
+    with pytest.raises(LoadError, match=r"assigns no checkpoint entry to 1 weight.*conv1/bias"):
+        engine.execute(plan, path)
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(np.array(w), b)
