@@ -9,6 +9,7 @@ registry when the slim bridge provides it (see COMPAT_NOTES.md).
 from __future__ import annotations
 
 import importlib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,13 @@ class SlimGraph:
         return {k: tuple(v.shape.as_list()) for k, v in self.weights.items()}
 
 
+# The last few placeholder-weight graphs built, by arguments: a port with verify=True,
+# an export or a checkpoint writer then reuse the graph that tracing built. Such graphs
+# are only traced, fed and fetched from, never changed.
+_GRAPHS: OrderedDict[str, SlimGraph] = OrderedDict()
+_GRAPHS_KEPT = 2
+
+
 def build_graph(
     net: str,
     input_shape: Sequence[int],
@@ -90,7 +98,34 @@ def build_graph(
     net_kwargs: Mapping[str, Any] | None = None,
     weights: str = "placeholders",
 ) -> SlimGraph:
-    """Build `net` (inference mode) in a fresh graph on a float32 placeholder."""
+    """Build `net` (inference mode) in a fresh graph on a float32 placeholder.
+
+    Graphs with placeholder weights are shared: do not add ops to them (build with
+    ``weights="variables"`` for a graph of your own).
+    """
+    if weights != "placeholders":
+        return _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights)
+    key = repr(
+        (
+            net,
+            tuple(int(s) for s in input_shape),
+            int(num_classes),
+            scope,
+            batch,
+            sorted((net_kwargs or {}).items()),
+        )
+    )
+    if key in _GRAPHS:
+        _GRAPHS.move_to_end(key)
+        return _GRAPHS[key]
+    sg = _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights)
+    _GRAPHS[key] = sg
+    while len(_GRAPHS) > _GRAPHS_KEPT:
+        _GRAPHS.popitem(last=False)
+    return sg
+
+
+def _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights) -> SlimGraph:
     slim = ensure_slim()
     fn, arg_scope = net_functions(net)
     graph = tf.Graph()
@@ -153,14 +188,16 @@ def random_weights(shapes: Mapping[str, Sequence[int]], seed: int = 0) -> dict[s
     for name in sorted(shapes):
         shape = tuple(shapes[name])
         leaf = name.rsplit("/", 1)[-1]
+        # Drawn in float32 directly: VGG's fc6 alone has 100M weights.
         if leaf in ("moving_variance", "gamma"):
-            val = rng.uniform(0.5, 1.5, shape)
+            val = rng.random(shape, dtype=np.float32) + np.float32(0.5)
         elif leaf in ("moving_mean", "beta", "biases") or len(shape) < 2:
-            val = rng.normal(0.0, 0.1, shape)
+            val = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)
         else:
             fan_in = int(np.prod(shape[:2] if leaf == "depthwise_weights" else shape[:-1]))
-            val = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
-        values[name] = val.astype(np.float32)
+            val = rng.standard_normal(shape, dtype=np.float32)
+            val *= np.float32(np.sqrt(2.0 / fan_in))
+        values[name] = np.asarray(val, np.float32)
     return values
 
 
