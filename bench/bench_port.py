@@ -62,10 +62,14 @@ elif phase == "port":
     shapes, dtypes = engine.checkpoint_shapes(ckpt)
     rec = P.get_recipe("slim:resnet_v1_50")
     t1 = time.perf_counter()
+    # as port() does: a 1001-class checkpoint loses the background class on the logits
+    bg = [(rec.expand(p), engine.DropIndex(axis=-1, index=0)) for p in rec.logits
+          if report.background == "dropped"]
     plan = engine.make_plan(shapes, dtypes, model,
                             engine.Rules([(rec.expand(p), r) for p, r in rec.rules]),
-                            [], [(rec.expand(p), r) for p, r in engine.TRAINING_STATE],
+                            bg, [(rec.expand(p), r) for p, r in engine.TRAINING_STATE],
                             rec.naming)
+    assert plan.report.ok and len(plan.assignments) == len(model.weights)
     engine.execute(plan, ckpt)
     out["transfer_seconds"] = time.perf_counter() - t1
 out["peak_growth"] = rss() - base
