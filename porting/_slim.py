@@ -9,6 +9,7 @@ registry when the slim bridge provides it (see COMPAT_NOTES.md).
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,9 @@ def build_graph(
     """
     if weights != "placeholders":
         return _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights)
+    if scope is None:  # the net's own default scope: the same graph as passing it
+        default = inspect.signature(net_functions(net)[0]).parameters["scope"].default
+        scope = default if isinstance(default, str) else None
     key = repr(
         (
             net,
