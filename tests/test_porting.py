@@ -8,6 +8,7 @@ nets.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -201,37 +202,52 @@ def saved_inception_v2(ckpt, tmp_path_factory):
     )
     x = np.random.default_rng(2).normal(size=(2, 64, 64, 3)).astype(np.float32)
     np.save(folder / "x.npy", x)
-    return folder, out, np.asarray(model(x))
+    # Both fresh processes start now and run side by side (each test waits for its own).
+    procs = {
+        backend: _start_fresh(folder, out, backend)
+        for backend in ("tensorflow", "jax")
+        if backend != "jax" or importlib.util.find_spec("jax") is not None
+    }
+    yield folder, out, np.asarray(model(x)), procs
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
-def _run_fresh(folder, out, backend):
+def _start_fresh(folder, out, backend):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    res = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-c", FRESH, out, str(folder / "x.npy"), str(folder / f"y_{backend}.npy")],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stdout.strip().splitlines()[-1] == backend
+
+
+def _run_fresh(saved, backend):
+    folder, _, _, procs = saved
+    stdout, stderr = procs[backend].communicate(timeout=300)
+    assert procs[backend].returncode == 0, stderr[-2000:]
+    assert stdout.strip().splitlines()[-1] == backend
     return np.load(folder / f"y_{backend}.npy")
 
 
 def test_keras_file_loads_in_fresh_process_without_slim_or_tfunite(saved_inception_v2):
-    folder, out, expected = saved_inception_v2
+    folder, out, expected, _ = saved_inception_v2
     assert not [f for f in os.listdir(folder) if f.startswith(".")], "no temp files left"
     np.testing.assert_allclose(
-        _run_fresh(folder, out, "tensorflow"), expected, rtol=1e-6, atol=1e-6
+        _run_fresh(saved_inception_v2, "tensorflow"), expected, rtol=1e-6, atol=1e-6
     )
 
 
 def test_keras_file_same_outputs_under_jax(saved_inception_v2):
     pytest.importorskip("jax")
-    folder, out, expected = saved_inception_v2
+    _, _, expected, _ = saved_inception_v2
     # Another backend runs other convolution kernels: float32 summation order differs.
     np.testing.assert_allclose(
-        _run_fresh(folder, out, "jax"),
+        _run_fresh(saved_inception_v2, "jax"),
         expected,
         rtol=1e-5,
         atol=1e-5 * float(np.max(np.abs(expected))),
