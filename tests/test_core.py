@@ -154,7 +154,8 @@ def test_optimizer_names_follow_owner_names():
     opt.build()
     names = list(opt.variables)
     assert names[:2] == ["iteration", "learning_rate"]
-    assert "momentum/net/lin/w" in names and "velocity/net/out/b" in names
+    # Sonnet names (module tree, repeated sibling names suffixed): lin -> linear, out -> linear_1.
+    assert "momentum/net/linear/w" in names and "velocity/net/linear_1/b" in names
     assert len(names) == 2 + 2 * len(owner.trainable_variables)
 
 
@@ -165,7 +166,7 @@ def test_optimizer_bad_input():
     with pytest.raises(TypeError, match=r"cannot wrap builtins.object"):
         tu.Optimizer(object(), owner)
     opt = tu.Optimizer("sgd", owner)
-    with pytest.raises(ValueError, match=r"no gradient for \['net/bn/offset'"):
+    with pytest.raises(ValueError, match=r"no gradient for \['net/batch_norm/offset'"):
         opt.apply([None] * len(owner.trainable_variables))
 
 
