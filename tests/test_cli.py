@@ -61,6 +61,15 @@ def test_help_exits_0(capsys):
         assert cmd in out
 
 
+def test_version_exits_0(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tfunite {metadata.version('tfunite')}"
+
+
 def test_usage_error_exits_2(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["port"])

@@ -269,6 +269,19 @@ def test_constraint_files_pin_every_framework():
         assert f"\ntensorflow=={line}." in text
 
 
+def test_committed_matrix_matches_a_fresh_probe_of_this_environment():
+    """CI's staleness check: the committed matrix's column for the pinned environment
+    must equal a fresh run of every probe here (`tfunite compat --check`)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfunite.tools.compat", "--check", str(matrix.OUTPUT)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "matches this environment" in proc.stdout
+
+
 def test_committed_matrix_parses_and_has_the_current_line():
     if not matrix.OUTPUT.is_file():
         pytest.skip("compat_matrix.md not generated yet")

@@ -269,6 +269,15 @@ def _console():
     return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tfunite")
+    except metadata.PackageNotFoundError:  # run from a source tree without installing
+        return "unknown (not installed)"
+
+
 # ----------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -276,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Port, inspect and compare TensorFlow checkpoints; check the environment.",
         epilog="Exit codes: 0 ok, 1 failure (diff: checkpoints differ), 2 usage error.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
