@@ -61,7 +61,8 @@ def build(layers: int):
     import tfunite as tu
 
     model = keras.Sequential(
-        [keras.Input((WIDTH,))] + [keras.layers.Dense(WIDTH) for _ in range(layers)], name="big")
+        [keras.Input((WIDTH,))] + [keras.layers.Dense(WIDTH) for _ in range(layers)], name="big"
+    )
     return model, tu.wrap(model, name="big")
 
 
@@ -123,11 +124,22 @@ def measure_memory(paths: dict[str, str], layers: int, repeats: int) -> dict[str
     out: dict[str, list[dict]] = {mode: [] for mode in paths}
     modes = list(paths)
     for i in range(repeats):
-        for mode in (modes if i % 2 == 0 else modes[::-1]):
+        for mode in modes if i % 2 == 0 else modes[::-1]:
             proc = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--child", mode, paths[mode],
-                 "--layers", str(layers)],
-                env=env, capture_output=True, text=True, check=False)
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--child",
+                    mode,
+                    paths[mode],
+                    "--layers",
+                    str(layers),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             if proc.returncode != 0 or not lines:
                 raise RuntimeError(f"memory child {mode} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -174,17 +186,22 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         del written
 
-        times = interleaved({
-            "native_save": timed(lambda: ckpt.write(native_prefix)),
-            "tfunite_save": timed(lambda: tu.save(owner, tu_dir)),
-            "native_load": timed(lambda: ckpt.read(native_prefix).assert_consumed()),
-            "tfunite_load": timed(lambda: tu.load(owner, tu_dir)),
-        }, repeats=args.repeats, warmup=1)
+        times = interleaved(
+            {
+                "native_save": timed(lambda: ckpt.write(native_prefix)),
+                "tfunite_save": timed(lambda: tu.save(owner, tu_dir)),
+                "native_load": timed(lambda: ckpt.read(native_prefix).assert_consumed()),
+                "tfunite_load": timed(lambda: tu.load(owner, tu_dir)),
+            },
+            repeats=args.repeats,
+            warmup=1,
+        )
         save_ratio = paired_ratio(times["tfunite_save"], times["native_save"])
         load_ratio = paired_ratio(times["tfunite_load"], times["native_load"])
 
-        mem = measure_memory({"native": native_prefix, "tfunite": tu_dir}, args.layers,
-                             args.mem_repeats)
+        mem = measure_memory(
+            {"native": native_prefix, "tfunite": tu_dir}, args.layers, args.mem_repeats
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -193,27 +210,42 @@ def main(argv: list[str] | None = None) -> int:
     before = {mode: median([r["rss_before"] for r in runs]) for mode, runs in mem.items()}
     mem_limit = growth["native"] + largest
 
-    print(f"checkpoint: Keras 3 model, {args.layers} x Dense({WIDTH}), "
-          f"{len(owner.variables)} variables, {total / MB:.1f} MB float32, largest tensor "
-          f"{largest / MB:.1f} MB; temp dir {tempfile.gettempdir()}")
+    print(
+        f"checkpoint: Keras 3 model, {args.layers} x Dense({WIDTH}), "
+        f"{len(owner.variables)} variables, {total / MB:.1f} MB float32, largest tensor "
+        f"{largest / MB:.1f} MB; temp dir {tempfile.gettempdir()}"
+    )
     print(f"  {args.repeats} interleaved rounds; {machine()}")
     for kind in ("save", "load"):
         for side in ("native", "tfunite"):
             ts = times[f"{side}_{kind}"]
             print(f"  {kind} {side:8s}: {spread(ts)}  ({total / MB / median(ts):.0f} MB/s)")
         print(f"    {ratios(times[f'tfunite_{kind}'], times[f'native_{kind}'])}")
-    print(f"  load memory, fresh process each ({args.mem_repeats} runs per side, median; "
-          f"peak reset via clear_refs: {all(r['reset'] for rs in mem.values() for r in rs)}):")
+    print(
+        f"  load memory, fresh process each ({args.mem_repeats} runs per side, median; "
+        f"peak reset via clear_refs: {all(r['reset'] for rs in mem.values() for r in rs)}):"
+    )
     for side in ("native", "tfunite"):
-        print(f"    {side:8s}: RSS before {before[side] / MB:.1f} MB, peak {peak[side] / MB:.1f} MB, "
-              f"peak growth {growth[side] / MB:.1f} MB ({growth[side] / total:.2f} x model)")
-    return finish([
-        Target("checkpoint", "save tfunite/native", save_ratio, SAVE_TARGET),
-        Target("checkpoint", "load tfunite/native", load_ratio, LOAD_TARGET),
-        Target("checkpoint", "load peak RSS growth", growth["tfunite"] / MB, mem_limit / MB,
-               unit="MB", detail=f"(native {growth['native'] / MB:.1f} MB + largest tensor "
-                                 f"{largest / MB:.1f} MB)"),
-    ], args.strict)
+        print(
+            f"    {side:8s}: RSS before {before[side] / MB:.1f} MB, peak {peak[side] / MB:.1f} MB, "
+            f"peak growth {growth[side] / MB:.1f} MB ({growth[side] / total:.2f} x model)"
+        )
+    return finish(
+        [
+            Target("checkpoint", "save tfunite/native", save_ratio, SAVE_TARGET),
+            Target("checkpoint", "load tfunite/native", load_ratio, LOAD_TARGET),
+            Target(
+                "checkpoint",
+                "load peak RSS growth",
+                growth["tfunite"] / MB,
+                mem_limit / MB,
+                unit="MB",
+                detail=f"(native {growth['native'] / MB:.1f} MB + largest tensor "
+                f"{largest / MB:.1f} MB)",
+            ),
+        ],
+        args.strict,
+    )
 
 
 def argparse_hidden() -> str:

@@ -49,8 +49,9 @@ print(json.dumps({{"tf": t1 - t0, "tfunite": t2 - t1, "total": t2 - t0, "new_fra
 def run_child(candidate: bool) -> dict:
     code = _CHILD.format(candidate=candidate, frameworks=FRAMEWORKS)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"import child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -80,22 +81,47 @@ def main(argv: list[str] | None = None) -> int:
     preloaded = sorted({m for r in runs["tensorflow"] for m in r["preloaded"]})
 
     print(f"import: {args.repeats} fresh subprocesses per variant, interleaved; {machine()}")
-    print(f"  import tensorflow                 : median {median(base):.3f} s "
-          f"[{min(base):.3f}..{max(base):.3f}]")
-    print(f"  import tensorflow; import tfunite : median {median(cand):.3f} s "
-          f"[{min(cand):.3f}..{max(cand):.3f}]")
-    print(f"  import tfunite alone (after tf)   : median {median(alone):.3f} s "
-          f"[{min(alone):.3f}..{max(alone):.3f}]")
+    print(
+        f"  import tensorflow                 : median {median(base):.3f} s "
+        f"[{min(base):.3f}..{max(base):.3f}]"
+    )
+    print(
+        f"  import tensorflow; import tfunite : median {median(cand):.3f} s "
+        f"[{min(cand):.3f}..{max(cand):.3f}]"
+    )
+    print(
+        f"  import tfunite alone (after tf)   : median {median(alone):.3f} s "
+        f"[{min(alone):.3f}..{max(alone):.3f}]"
+    )
     print(f"  difference of medians             : {difference:+.3f} s (noisy cross-check)")
-    print(f"  framework top-level modules already loaded by `import tensorflow`: "
-          f"{preloaded or 'none'}")
+    print(
+        f"  framework top-level modules already loaded by `import tensorflow`: "
+        f"{preloaded or 'none'}"
+    )
     print(f"  framework modules added by `import tfunite`: {leaked or 'none'}")
-    return finish([
-        Target("import", "import tfunite after tensorflow", overhead, OVERHEAD_TARGET, unit="s",
-               detail=f"(difference of medians {difference:+.3f} s)"),
-        Target("import", "framework modules added", float(len(leaked)), 0, unit="modules",
-               detail=f"({', '.join(leaked[:5])}{' ...' if len(leaked) > 5 else ''})" if leaked else ""),
-    ], args.strict)
+    return finish(
+        [
+            Target(
+                "import",
+                "import tfunite after tensorflow",
+                overhead,
+                OVERHEAD_TARGET,
+                unit="s",
+                detail=f"(difference of medians {difference:+.3f} s)",
+            ),
+            Target(
+                "import",
+                "framework modules added",
+                float(len(leaked)),
+                0,
+                unit="modules",
+                detail=f"({', '.join(leaked[:5])}{' ...' if len(leaked) > 5 else ''})"
+                if leaked
+                else "",
+            ),
+        ],
+        args.strict,
+    )
 
 
 if __name__ == "__main__":

@@ -18,12 +18,13 @@ the numbers do not hide each other.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+from common import Target, finish, parser
 
 PHASE = r"""
 import json, os, resource, sys, time
@@ -90,11 +91,13 @@ def _phase(phase: str, ckpt: str, size: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--classes", type=int, default=1001)
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs per phase")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeat = 1
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from tfunite.porting import _slim
 
@@ -137,7 +140,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     extra = (port["peak_growth"] - read["peak_growth"]) / size
     print(f"peak memory: port = baseline + {extra:.2f}x checkpoint size  (target <= 2.0)")
-    return 0
+    floor = f"(Keras' own construction of the empty model alone: {build['seconds'] / read['seconds']:.2f}x)"
+    return finish(
+        [
+            Target(
+                "port",
+                "whole port / read time",
+                port["seconds"] / read["seconds"],
+                1.5,
+                detail=floor,
+            ),
+            Target(
+                "port",
+                "weight transfer / read time",
+                port["transfer_seconds"] / read["seconds"],
+                1.5,
+            ),
+            Target("port", "peak memory over baseline / checkpoint size", extra, 2.0),
+        ],
+        args.strict,
+    )
 
 
 if __name__ == "__main__":

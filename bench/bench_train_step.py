@@ -54,8 +54,13 @@ def build(seed: int):
 
     keras.utils.set_random_seed(seed)
     encoder = keras.Sequential(
-        [keras.Input((IN,)), keras.layers.Dense(HIDDEN, activation="relu"),
-         keras.layers.Dense(HIDDEN, activation="relu")], name="encoder")
+        [
+            keras.Input((IN,)),
+            keras.layers.Dense(HIDDEN, activation="relu"),
+            keras.layers.Dense(HIDDEN, activation="relu"),
+        ],
+        name="encoder",
+    )
     head = snt.nets.MLP([HIDDEN, CLASSES], name="head")
     head(encoder(tf.zeros([1, IN])))
     return encoder, head
@@ -95,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def loss_of(logits, y):
         return tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        )
 
     @tf.function
     def step_tfunite(x, y):
@@ -117,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(3):
         lt, ln = float(step_tfunite(x, y)), float(step_native(x, y))
         if not np.isclose(lt, ln, rtol=1e-6, atol=1e-6):
-            print(f"ERROR: step {i}: tfunite loss {lt} != native loss {ln}; the two sides "
-                  "do not compute the same thing, timings would be meaningless.")
+            print(
+                f"ERROR: step {i}: tfunite loss {lt} != native loss {ln}; the two sides "
+                "do not compute the same thing, timings would be meaningless."
+            )
             return 2
 
     # A noise-free cross-check: the traced graphs should hold the same operations.
@@ -126,32 +134,52 @@ def main(argv: list[str] | None = None) -> int:
     for side, step in (("native", step_native), ("tfunite", step_tfunite)):
         graph = step.get_concrete_function(x, y).graph
         ops[side] = Counter(op.type for op in graph.get_operations())
-    only = {side: ops[side] - ops[other] for side, other in (("native", "tfunite"),
-                                                              ("tfunite", "native"))}
+    only = {
+        side: ops[side] - ops[other]
+        for side, other in (("native", "tfunite"), ("tfunite", "native"))
+    }
 
     def loop(step):
         def run() -> None:
             for _ in range(args.steps):
                 loss = step(x, y)
             loss.numpy()  # wait for the last step
+
         return run
 
-    times = interleaved({"native": timed(loop(step_native)), "tfunite": timed(loop(step_tfunite))},
-                        repeats=args.repeats, warmup=2)
+    times = interleaved(
+        {"native": timed(loop(step_native)), "tfunite": timed(loop(step_tfunite))},
+        repeats=args.repeats,
+        warmup=2,
+    )
     ratio = paired_ratio(times["tfunite"], times["native"])
     per_step = {k: [t / args.steps for t in v] for k, v in times.items()}
 
-    print(f"train step: Keras 3 MLP {IN}->{HIDDEN}->{HIDDEN} + Sonnet MLP {HIDDEN}->{HIDDEN}->"
-          f"{CLASSES}, {n_params} trainable parameters, batch {BATCH}, adam, tf.function")
+    print(
+        f"train step: Keras 3 MLP {IN}->{HIDDEN}->{HIDDEN} + Sonnet MLP {HIDDEN}->{HIDDEN}->"
+        f"{CLASSES}, {n_params} trainable parameters, batch {BATCH}, adam, tf.function"
+    )
     print(f"  {args.repeats} interleaved rounds x {args.steps} steps; {machine()}")
     print(f"  native  per step: {spread(per_step['native'])}")
     print(f"  tfunite per step: {spread(per_step['tfunite'])}")
     print(f"  {ratios(times['tfunite'], times['native'])}")
-    print(f"  graph ops: native {sum(ops['native'].values())}, tfunite "
-          f"{sum(ops['tfunite'].values())}; only in native: {dict(only['native']) or 'none'}; "
-          f"only in tfunite: {dict(only['tfunite']) or 'none'}")
-    return finish([Target("train_step", "tfunite/native step time", ratio, TARGET,
-                          detail=f"({n_params} params, batch {BATCH})")], args.strict)
+    print(
+        f"  graph ops: native {sum(ops['native'].values())}, tfunite "
+        f"{sum(ops['tfunite'].values())}; only in native: {dict(only['native']) or 'none'}; "
+        f"only in tfunite: {dict(only['tfunite']) or 'none'}"
+    )
+    return finish(
+        [
+            Target(
+                "train_step",
+                "tfunite/native step time",
+                ratio,
+                TARGET,
+                detail=f"({n_params} params, batch {BATCH})",
+            )
+        ],
+        args.strict,
+    )
 
 
 if __name__ == "__main__":

@@ -61,13 +61,16 @@ class Target:
 def finish(targets: Sequence[Target], strict: bool) -> int:
     """Report every target; the exit code (1 only with --strict and a missed target)."""
     ok = all([t.report() for t in targets])
-    print(f"{'all targets met' if ok else 'TARGET MISSED'} ({sum(t.passed for t in targets)}"
-          f"/{len(targets)})")
+    print(
+        f"{'all targets met' if ok else 'TARGET MISSED'} ({sum(t.passed for t in targets)}"
+        f"/{len(targets)})"
+    )
     return 0 if ok or not strict else 1
 
 
-def interleaved(runs: dict[str, Callable[[], float]], repeats: int, warmup: int = 1
-                ) -> dict[str, list[float]]:
+def interleaved(
+    runs: dict[str, Callable[[], float]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Time each named run `repeats` times, interleaved (ABAB..., order alternating each
     round) to cancel drift; each callable returns its own measured duration in seconds.
     `warmup` untimed rounds come first."""
@@ -77,7 +80,7 @@ def interleaved(runs: dict[str, Callable[[], float]], repeats: int, warmup: int 
             runs[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(repeats):
-        for name in (names if i % 2 == 0 else names[::-1]):
+        for name in names if i % 2 == 0 else names[::-1]:
             times[name].append(runs[name]())
     return times
 
@@ -104,9 +107,11 @@ def paired_ratio(candidate: Sequence[float], baseline: Sequence[float]) -> float
 
 def ratios(candidate: Sequence[float], baseline: Sequence[float]) -> str:
     """The three usual estimators of candidate/baseline, for the printout."""
-    return (f"median of paired ratios {paired_ratio(candidate, baseline):.3f}, ratio of medians "
-            f"{median(candidate) / median(baseline):.3f}, ratio of minimums "
-            f"{min(candidate) / min(baseline):.3f}")
+    return (
+        f"median of paired ratios {paired_ratio(candidate, baseline):.3f}, ratio of medians "
+        f"{median(candidate) / median(baseline):.3f}, ratio of minimums "
+        f"{min(candidate) / min(baseline):.3f}"
+    )
 
 
 def spread(xs: Sequence[float]) -> str:
@@ -116,5 +121,4 @@ def spread(xs: Sequence[float]) -> str:
 
 def machine() -> str:
     """One line describing where the numbers were measured."""
-    return (f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), "
-            f"{sys.platform}")
+    return f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {sys.platform}"

@@ -31,15 +31,20 @@ def run(script: Path, extra: list[str]) -> tuple[int, float, list[dict]]:
     """Run one benchmark, echoing its output; (exit status, seconds, results)."""
     print(f"\n=== {script.name} {' '.join(extra)}", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(script), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=HERE.parent,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=HERE.parent,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
     results = []
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith(RESULT_PREFIX):
             try:
-                results.append(json.loads(line[len(RESULT_PREFIX):]))
+                results.append(json.loads(line[len(RESULT_PREFIX) :]))
             except json.JSONDecodeError:
                 print(f"(unparsable result line: {line.rstrip()})")
             continue
@@ -76,8 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         if not results and status == 0:
             rows.append((script.name, "(no #RESULT lines)", "", "", "ran"))
         for r in results:
-            rows.append((script.name, r["name"], fmt(r["value"], r["unit"]),
-                         f"{r['op']} {fmt(r['limit'], r['unit'])}", "PASS" if r["passed"] else "FAIL"))
+            rows.append(
+                (
+                    script.name,
+                    r["name"],
+                    fmt(r["value"], r["unit"]),
+                    f"{r['op']} {fmt(r['limit'], r['unit'])}",
+                    "PASS" if r["passed"] else "FAIL",
+                )
+            )
         print(f"--- {script.name}: exit {status} in {seconds:.0f} s", flush=True)
 
     header = ("benchmark", "target", "measured", "limit", "result")
