@@ -205,9 +205,27 @@ def _embedding_function() -> Callable[..., Any]:
     return importlib.import_module("tflearn.layers.embedding_ops").embedding
 
 
+def _unpatched(module: str, attr: str) -> bool:
+    """Whether tflearn's `module.attr` still lacks tfunite's wrapper. Asked before TFLearn
+    is imported (`tfunite doctor`), it is not imported for the answer: a raw `import
+    tflearn` switches eager execution off for the whole process."""
+    if module not in sys.modules:
+        return True
+    return not hasattr(getattr(sys.modules[module], attr), "_tfunite_original")
+
+
 def _embedding_needed() -> bool:
     try:
-        return _EMBEDDING_BUG in inspect.getsource(_embedding_function())
+        if "tflearn.layers.embedding_ops" in sys.modules:
+            source = inspect.getsource(_embedding_function())
+        else:  # read the file: importing tflearn unfixed would switch eager off
+            spec = importlib.util.find_spec("tflearn")
+            if spec is None or not spec.submodule_search_locations:
+                return False
+            path = f"{list(spec.submodule_search_locations)[0]}/layers/embedding_ops.py"
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+        return _EMBEDDING_BUG in source
     except (OSError, TypeError):  # no source: cannot tell, leave it alone
         return False
 
@@ -289,7 +307,7 @@ register_fix(Fix(
     "regularizer functions with the owner so owner.losses recomputes them.",
     apply=_owned_regularizers_apply,
     undo=_owned_regularizers_undo,
-    needed=lambda: not hasattr(_variables_module().variable, "_tfunite_original"),
+    needed=lambda: _unpatched("tflearn.variables", "variable"),
 ))
 
 
@@ -348,8 +366,7 @@ register_fix(Fix(
     "placeholder). Raise a GraphModeError that says what to do instead.",
     apply=_graph_only_apply,
     undo=_graph_only_undo,
-    needed=lambda: not hasattr(importlib.import_module("tflearn.layers.core").input_data,
-                               "_tfunite_original"),
+    needed=lambda: _unpatched("tflearn.layers.core", "input_data"),
 ))
 
 

@@ -308,6 +308,22 @@ def test_tfunite_doctor_json_lists_versions_fixes_and_problems():
     assert all({"name", "severity", "summary", "fix"} <= set(p) for p in data["problems"])
 
 
+def test_doctor_checks_every_fix_without_switching_eager_off():
+    """`tfunite doctor` asks each fix whether it is needed before any bridge is used; a
+    check that imported TFLearn unfixed would switch eager execution off for the process."""
+    from tests.conftest import run_fresh
+
+    out = run_fresh(
+        "import json, sys, tensorflow as tf\n"
+        "from tfunite.tools import doctor\n"
+        "data = doctor.diagnose()\n"
+        "print(json.dumps({'eager': tf.executing_eagerly(), 'tflearn': 'tflearn' in sys.modules,"
+        " 'needed': {f['name']: f['needed'] for f in data['fixes']}}))"
+    )
+    assert out["eager"] is True and out["tflearn"] is False
+    assert out["needed"] and all(v is True for v in out["needed"].values()), out["needed"]
+
+
 def test_doctor_text_report():
     data = doctor.diagnose(import_bridges=False)
     text = doctor.format_report(data)
