@@ -255,6 +255,11 @@ def test_check_reports_version_drift_and_missing_column(tmp_path, monkeypatch):
     path.write_text(matrix.render(RUNS))
     monkeypatch.setattr(doctor, "versions", lambda: {"tensorflow": "2.21.0", "keras": "3.14.0"})
     assert compat.check(str(path), []) == ["version keras: matrix 3.15.1, here 3.14.0"]
+    # Python is compared by major.minor: a patch release is not a stale matrix.
+    monkeypatch.setattr(doctor, "versions", lambda: {"tensorflow": "2.21.0", "python": "3.11.9"})
+    assert compat.check(str(path), []) == []
+    monkeypatch.setattr(doctor, "versions", lambda: {"tensorflow": "2.21.0", "python": "3.12.3"})
+    assert compat.check(str(path), []) == ["version python: matrix 3.11, here 3.12"]
     monkeypatch.setattr(doctor, "versions", lambda: {"tensorflow": "2.19.0"})
     [message] = compat.check(str(path), [])
     assert message.startswith("no column of") and "has tensorflow 2.19.0" in message
