@@ -38,7 +38,21 @@ def register_fix(fix: Fix) -> Fix:
 
 
 def ensure(bridge: str) -> list[str]:
-    """Apply every fix the bridge needs (idempotent); returns the names now applied."""
+    """Apply every fix the bridge needs (idempotent); returns the names now applied.
+
+    Bridges call this when first used. Call it yourself to prepare a framework before
+    your own code touches it, e.g. `ensure("sonnet")` before building Sonnet modules in
+    a TF1 graph. Imports the bridge (and so its framework), which registers its fixes.
+    """
+    import importlib
+
+    import tfunite.bridges  # noqa: F401  (registers the bridges; imports no framework)
+
+    from .registry import BRIDGES
+
+    if bridge not in BRIDGES:
+        raise ValueError(f"Unknown bridge {bridge!r}; registered: {', '.join(BRIDGES)}.")
+    importlib.import_module(BRIDGES[bridge].module)
     done = []
     for fix in FIXES.values():
         if bridge not in fix.bridges:

@@ -255,6 +255,24 @@ def test_reads_tf_keras_h5(tmp_path, how):
         np.testing.assert_array_equal(v.numpy(), w.numpy())
 
 
+@pytest.mark.parametrize("file, kind", [("w.weights.h5", "keras-h5"), ("m.keras", "keras-zip")])
+def test_reads_tf_keras_weights_h5_and_keras(tmp_path, file, kind):
+    from tests.models import pollute
+
+    source = models.tf_keras_sequential()
+    source(models.example())
+    for v in source.non_trainable_weights:  # non-trivial BatchNorm statistics
+        v.assign(np.full(v.shape, 0.75, np.float32))
+    (source.save_weights if file.endswith(".weights.h5") else source.save)(str(tmp_path / file))
+    pollute()
+    owner = tu.wrap(models.tf_keras_sequential(), name="net")
+    owner(models.example())
+    report = tu.load(owner, tmp_path / file)
+    assert report.kind == kind and len(report.matched) == 8 and not report.ignored
+    for w, v in zip(source.weights, owner.variables.values()):
+        np.testing.assert_array_equal(v.numpy(), w.numpy())
+
+
 def test_reads_keras3_weights_h5_keras_and_legacy_h5(tmp_path):
     source = models.keras_sequential()
     source(models.example())

@@ -214,6 +214,50 @@ def test_tf_keras_in_a_session_train_op_really_updates(tmp_path):
             assert len(tf.compat.v1.get_default_graph().get_operations()) == ops  # no graph growth
 
 
+def test_tf_keras_functional_train_op_runs_without_feeding_the_input_placeholder():
+    """A functional tf_keras model built in a graph has BatchNorm updates on its own Input
+    placeholder too; the train op must carry only those of the owner's calls."""
+    import tf_keras
+
+    with tf.Graph().as_default():
+        inputs = tf_keras.Input((6,))
+        hidden = tf_keras.layers.BatchNormalization(name="bn")(tf_keras.layers.Dense(8)(inputs))
+        owner = tu.wrap(tf_keras.Model(inputs, tf_keras.layers.Dense(3)(hidden)), name="f")
+        loss = tf.reduce_mean(owner(tf.constant(models.example()), training=True) ** 2)
+        train = tu.Optimizer(tf_keras.optimizers.SGD(0.1), owner).train_op(loss)
+        with tf.compat.v1.Session() as sess:
+            tu.Parameters("all", f=owner).initialize(session=sess)
+            sess.run(tf.compat.v1.variables_initializer(
+                [v for v in tf.compat.v1.global_variables() if v not in owner.variables.values()]))
+            mean = owner.variables["bn/moving_mean"]
+            before = sess.run(mean)
+            sess.run(train)  # raised "You must feed a value for placeholder tensor 'input_1'"
+            assert not np.allclose(sess.run(mean), before)
+
+
+def test_sonnet_module_built_first_in_a_graph_after_ensure():
+    """Sonnet 2 asserts eager execution when its first module is constructed; after
+    tfunite.fixes.ensure('sonnet') a fresh process can build it first in a TF1 graph."""
+    from tests.conftest import run_fresh
+
+    out = run_fresh(
+        "import json, numpy as np, tensorflow as tf, tfunite as tu\n"
+        "from tfunite import fixes\n"
+        "applied = fixes.ensure('sonnet')\n"
+        "import sonnet as snt\n"
+        "with tf.Graph().as_default(), tf.compat.v1.Session() as sess:\n"
+        "    owner = tu.wrap(snt.nets.MLP([4, 2], name='mlp'))\n"
+        "    y = owner(tf.ones([3, 5]))\n"
+        "    owner.initialize(session=sess)\n"
+        "    shape = sess.run(y).shape\n"
+        "print(json.dumps({'applied': applied, 'shape': list(shape), 'names': list(owner.variables),"
+        " 'eager': tf.executing_eagerly()}))"
+    )
+    assert out["applied"] == ["sonnet-tf1-graph-check"]
+    assert out["shape"] == [3, 2] and out["eager"] is True
+    assert out["names"] == ["mlp/linear_0/b", "mlp/linear_0/w", "mlp/linear_1/b", "mlp/linear_1/w"]
+
+
 def test_sonnet_training_flag_reaches_module_eagerly_and_in_a_session():
     """Sonnet hides __call__'s signature behind (*args, **kwargs); `training=` must still
     reach `is_training`, and BatchNorm's moving averages must move in a Session too."""
@@ -224,7 +268,6 @@ def test_sonnet_training_flag_reaches_module_eagerly_and_in_a_session():
     owner(models.example(), training=False)
     assert int(owner.variables[counter].numpy()) == 1
     eager_names = list(owner.variables)
-    models.sonnet_bn()  # Sonnet's TF2 check passes once a module was built eagerly
     with tf.Graph().as_default():
         x = tf.compat.v1.placeholder(tf.float32, [None, 6])
         graph_owner = tu.wrap(models.sonnet_bn(), name="g")

@@ -301,9 +301,14 @@ def built(case: Case) -> tuple[Any, Any]:
 
 
 @contextlib.contextmanager
-def graph_session() -> Iterator[Any]:
+def graph_session(bridge: str | None = None) -> Iterator[Any]:
+    """A TF1 graph and its Session; with `bridge`, that bridge's legacy fixes are applied
+    first, as a TF1 script does before building its first model in a graph (README)."""
     import tensorflow as tf
+    from tfunite import fixes
 
+    if bridge is not None:
+        fixes.ensure(bridge)
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         yield session
 
@@ -405,7 +410,7 @@ def _graph_probe(case: Case) -> None:
     # The graph comes first, as in a TF1 script: this probe runs in a fresh process
     # (FRESH), so nothing built eagerly earlier can make it pass.
     x = case.example()
-    with graph_session() as session:
+    with graph_session(case.bridge) as session:
         owner, _ = case.build()
         outputs = owner(tf.constant(x))
         owner.initialize(session=session)
@@ -477,7 +482,7 @@ def _graph_train(case: Case) -> None:
     import tf_keras
     import tfunite as tu
 
-    with graph_session() as session:
+    with graph_session(case.bridge) as session:
         owner, _ = case.build()
         x = tf.constant(case.example())
         target = tf.constant(np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(2, 3))

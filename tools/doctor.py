@@ -55,6 +55,7 @@ FIX_MODULES: tuple[str, ...] = (
     "tfunite.bridges.legacy",
     "tfunite.bridges.slim",
     "tfunite.bridges.tflearn",
+    "tfunite.bridges.sonnet",
 )
 
 
