@@ -114,8 +114,10 @@ def _build_keras():
 
     inputs = keras.Input((4,))
     hidden = keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
-    normed = keras.layers.BatchNormalization(name="bn")(hidden)
-    outputs = keras.layers.Dense(3, name="logits")(normed)
+    # Auto-named layers: their names (`batch_normalization`, `dense`) must not depend on
+    # what the process built before (Keras numbers them per process).
+    normed = keras.layers.BatchNormalization()(hidden)
+    outputs = keras.layers.Dense(3)(normed)
     model = keras.Model(inputs, outputs, name="mlp")
     return tu.wrap(model, name="mlp"), model
 
@@ -126,8 +128,10 @@ def _build_tf_keras():
 
     inputs = tf_keras.Input((4,))
     hidden = tf_keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
-    normed = tf_keras.layers.BatchNormalization(name="bn")(hidden)
-    outputs = tf_keras.layers.Dense(3, name="logits")(normed)
+    # Auto-named layers: their names (`batch_normalization`, `dense`) must not depend on
+    # what the process built before (Keras numbers them per process).
+    normed = tf_keras.layers.BatchNormalization()(hidden)
+    outputs = tf_keras.layers.Dense(3)(normed)
     model = tf_keras.Model(inputs, outputs, name="mlp")
     return tu.wrap(model, name="mlp"), model
 
@@ -137,7 +141,20 @@ def _build_sonnet():
     import tensorflow as tf
     import tfunite as tu
 
-    module = snt.nets.MLP([8, 3], activation=tf.tanh, name="mlp")
+    class Net(snt.Module):
+        """An MLP whose attribute names differ from its module names: canonical names
+        follow Sonnet's module names (`mlp/linear`, `mlp/linear_1`), checkpoints of
+        `tf.train.Checkpoint` the attributes (`hidden`, `out`)."""
+
+        def __init__(self):
+            super().__init__(name="mlp")
+            self.hidden = snt.Linear(8)
+            self.out = snt.Linear(3)
+
+        def __call__(self, x):
+            return self.out(tf.tanh(self.hidden(x)))
+
+    module = Net()
     return tu.wrap(module, name="mlp"), module
 
 
@@ -382,13 +399,16 @@ def probe_wrap(case: Case, tmp: Path) -> None:
 
 @probe("eager")
 def probe_eager(case: Case, tmp: Path) -> None:
-    owner, _ = built(case)
+    owner, native = built(case)
     fill(owner, 0.05)
     x = case.example()
     y1, y2 = owner(x), owner(x)
     check_close(y1, y2, "two eager calls")
     if tuple(y1.shape) != (x.shape[0], 3):
         raise AssertionError(f"output shape {tuple(y1.shape)}, expected {(x.shape[0], 3)}")
+    if case.tf1 is None:  # an object: the framework's own call gives the same outputs
+        # (Slim and TFLearn code is compared with its TF1 graph by the `native` probe)
+        check_close(y1, native(x), "owner vs the framework's own call")
 
 
 @probe("function")
@@ -402,6 +422,17 @@ def probe_function(case: Case, tmp: Path) -> None:
     compiled = tf.function(lambda inputs: owner(inputs))
     check_close(compiled(tf.constant(x)), eager, "tf.function vs eager")
     check_close(compiled(tf.constant(x)), eager, "tf.function second call vs eager")
+    # A fresh owner whose variables are created by its first call, inside tf.function.
+    fresh, _ = case.build()
+    first = tf.function(lambda inputs: fresh(inputs))
+    first(tf.constant(x))
+    if list(fresh.variables) != list(owner.variables):
+        raise AssertionError(
+            f"built inside tf.function the names are {list(fresh.variables)}, "
+            f"eagerly {list(owner.variables)}"
+        )
+    fill(fresh, 0.05)
+    check_close(first(tf.constant(x)), eager, "owner built inside tf.function vs eager")
 
 
 def _graph_probe(case: Case) -> None:
@@ -461,8 +492,9 @@ def probe_train(case: Case, tmp: Path) -> None:
 
     before = [v.numpy() for v in owner.trainable_variables]
     first = float(loss_fn())
-    for _ in range(5):
-        optimizer.minimize(loss_fn)
+    step = tf.function(lambda: optimizer.minimize(loss_fn))
+    for i in range(6):  # eagerly, then compiled (how training loops run)
+        optimizer.minimize(loss_fn) if i < 2 else step()
     after = float(loss_fn())
     if not after < first:
         raise AssertionError(f"loss did not decrease after 5 steps: {first:.6g} -> {after:.6g}")
@@ -867,8 +899,9 @@ def _run_batch(
             if line.startswith(MARK):
                 r = Result(**json.loads(line[len(MARK) :]))
                 results[r.feature] = r
+        progressed = len(remaining) != len([f for f in remaining if f not in results])
         remaining = [f for f in remaining if f not in results]
-        if remaining and code != POISONED:
+        if remaining and (code != POISONED or not progressed):
             tail = " | ".join(ln.strip() for ln in stderr.strip().splitlines()[-3:])
             crashed = remaining.pop(0)  # the probe that was running
             results[crashed] = Result(bridge, crashed, "fail", f"{why} during this probe: {tail}")

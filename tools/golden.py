@@ -37,7 +37,7 @@ GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
 # bridge -> the native formats written next to tu.save's checkpoint
 NATIVE_FORMATS: dict[str, tuple[str, ...]] = {
     "keras": ("object", "keras-h5"),
-    "tf_keras": ("object",),
+    "tf_keras": ("object", "keras-h5"),
     "sonnet": ("object",),
     "tf_module": ("object",),
     "slim": ("saver",),
