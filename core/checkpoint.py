@@ -220,6 +220,10 @@ def open_checkpoint(path: str | os.PathLike) -> Reader:
                 "tu.save, or the prefix of a bundle (the path without .index)."
             )
         path = latest
+    # A file of a V2 bundle names the bundle: TF would read a lone .index as a V1 file.
+    bundle = re.sub(r"\.(index|data-\d{5}-of-\d{5})$", "", path)
+    if bundle != path and os.path.exists(bundle + ".index"):
+        path = bundle
     if path.endswith((".h5", ".hdf5", ".keras")):
         if not os.path.exists(path):
             raise CheckpointError(f"{path} does not exist. Fix: check the path.")
@@ -309,6 +313,47 @@ def _targets(owner: Owner | Mapping[str, tf.Variable]) -> dict[str, tf.Variable]
     return dict(owner.variables if isinstance(owner, Owner) else owner)
 
 
+# Entries of a whole-model file that belong to no model variable (optimizer state, the
+# tf.train.Checkpoint save counter): never "unexpected" when a model sits at the file's top.
+_NOT_MODEL = re.compile(r"^(optimizer|save_counter)(/|$)")
+
+
+def _pick_root(reader: Reader, key_prefix: str, leaf: Owner, aliases: dict[str, str]
+               ) -> str | None:
+    """Where `leaf`'s object sits in an object-based or .h5 checkpoint: the prefix under
+    which most of its variables are found, or None if none is.
+
+    Several prefixes holding equally many (two same-architecture models in one file)
+    are told apart by the leaf's key in its `Parameters` (`teacher/` for
+    `Parameters(teacher=...)`, a file written by `tf.train.Checkpoint(teacher=...)`);
+    if that does not decide, the load is refused rather than guessed.
+    """
+    counts: dict[str, int] = {}
+    for rel in aliases.values():
+        for entry in reader.entries:
+            if entry == rel or entry.endswith("/" + rel):
+                root = entry[: len(entry) - len(rel)]
+                counts[root] = counts.get(root, 0) + 1
+    if not counts:
+        return None
+    best = max(counts.values())
+    roots = sorted(r for r, n in counts.items() if n == best)
+    if len(roots) > 1 and key_prefix:
+        keyed = [r for r in roots if r == key_prefix or r.endswith("/" + key_prefix)]
+        roots = keyed or roots
+    if len(roots) > 1 and "" in roots:
+        roots = [""]
+    if len(roots) > 1:
+        raise CheckpointError(
+            f"Checkpoint {reader.path} holds {len(roots)} objects that fit the "
+            f"{leaf.framework} owner {leaf.name!r} equally well: {roots}. Expected one; "
+            "tfunite does not guess which. Fix: wrap the owner in tu.Parameters under the "
+            "key the checkpoint uses (e.g. Parameters(..., teacher=owner) for "
+            "tf.train.Checkpoint(teacher=...))."
+        )
+    return roots[0]
+
+
 def _normalize(reader: Reader, owner: Owner | Mapping[str, tf.Variable]
                ) -> tuple[dict[str, str], list[str], list[str]]:
     """{normalized name: checkpoint entry}, the entries outside the owner's object, and
@@ -316,8 +361,10 @@ def _normalize(reader: Reader, owner: Owner | Mapping[str, tf.Variable]
 
     For name-based checkpoints a normalized name is the entry itself. For object-based
     and .h5 checkpoints, each leaf owner says where its variables sit relative to its
-    own object (`Owner._aliases`); the leaf's root inside the checkpoint is found as
-    the one prefix under which all of them exist.
+    own object (`Owner._aliases`); the leaf's root inside the checkpoint is the prefix
+    under which most of them exist (`_pick_root`). Entries under a root used by an
+    owner but not claimed by it keep their own name, so a strict load reports them as
+    unexpected.
     """
     if reader.fmt == "name" or not isinstance(owner, Owner):
         return {name: name for name in reader.entries}, [], []
@@ -334,23 +381,21 @@ def _normalize(reader: Reader, owner: Owner | Mapping[str, tf.Variable]
             )
         absent.extend(key_prefix + canon for canon, rel in aliases.items() if rel is None)
         aliases = {canon: rel for canon, rel in aliases.items() if rel is not None}
-        roots = None
-        for rel in aliases.values():
-            found = {entry[: len(entry) - len(rel)] for entry in reader.entries
-                     if entry == rel or entry.endswith("/" + rel)}
-            roots = found if roots is None else roots & found
-        if not roots:
+        root = _pick_root(reader, key_prefix, leaf, aliases)
+        if root is None:
             continue  # nothing of this leaf is in the checkpoint: reported as missing
-        root = min(roots, key=len)
         roots_used.append(root)
         for canon, rel in aliases.items():
-            names[key_prefix + canon] = root + rel
+            if root + rel in reader.entries:
+                names[key_prefix + canon] = root + rel
     used = set(names.values())
     leftover = []
     for entry in reader.entries:
         if entry in used:
             continue
-        if any(entry.startswith(root) for root in roots_used if root):
+        inside = any(entry.startswith(root) for root in roots_used if root) or (
+            "" in roots_used and not _NOT_MODEL.match(entry))
+        if inside:
             names[entry] = entry  # inside an owner's object but not one of its variables
         else:
             leftover.append(entry)
@@ -373,6 +418,7 @@ def plan(reader: Reader, owner: Owner | Mapping[str, tf.Variable], rules: RuleSp
         report.ignored = sorted(outside) + [f"{n} (not stored in {reader.kind} files)" for n in absent]
     steps: list[tuple[Match, tf.Variable, Transform | None]] = []
     claimed: dict[str, str] = {}
+    feeds: dict[str, str] = {}
     for name, entry in entries.items():
         target, rule = rules.apply(name)
         if target is None:
@@ -389,6 +435,16 @@ def plan(reader: Reader, owner: Owner | Mapping[str, tf.Variable], rules: RuleSp
                 "entry with a (regex, None) rule."
             )
         claimed[target] = entry
+        if entry in feeds:
+            raise CheckpointError(
+                f"Checkpoint entry {entry!r} of {reader.path} would feed two variables, "
+                f"{feeds[entry]!r} and {target!r}: two owners found their object at the same "
+                "place in the file. Expected each entry to load at most one variable. Fix: "
+                "load each owner from a checkpoint of its own, or write the checkpoint with "
+                "the same keys as the tu.Parameters (tf.train.Checkpoint(teacher=..., "
+                "student=...))."
+            )
+        feeds[entry] = target
         transform = next((t for p, t in transforms.items() if p.fullmatch(target)), None)
         shape, dtype = reader.entries[entry]
         try:

@@ -4,7 +4,9 @@ Keras numbers auto-generated layer names per process (`dense`, `dense_1`, ...), 
 same model code gets different names depending on what was built before it. Owners name
 a layer by its path in the model's own structure instead, renumbering auto-generated
 names among siblings in order: the first unnamed `Dense` child is `dense`, the second
-`dense_1`, whatever the process built earlier. Names a user gave are kept.
+`dense_1`, whatever the process built earlier. Names a user gave are kept, except a
+name of the auto-generated form (`dense_7` on a `Dense`), which is renumbered too.
+Unnamed weights inside one layer are renumbered likewise (`variable`, `variable_1`).
 """
 
 from __future__ import annotations
@@ -31,14 +33,26 @@ def stable_child_names(children: Iterable[Any]) -> list[tuple[str, Any]]:
     counts: dict[str, int] = {}
     out = []
     for child in children:
-        base = snake_case(type(child).__name__)
         name = child.name
-        if re.fullmatch(re.escape(base) + r"(_\d+)?", name):  # auto-generated: renumber
-            n = counts.get(base, 0)
-            counts[base] = n + 1
-            name = base if n == 0 else f"{base}_{n}"
+        for base in _auto_bases(type(child)):
+            if re.fullmatch(re.escape(base) + r"(_\d+)?", name):  # auto-generated: renumber
+                n = counts.get(base, 0)
+                counts[base] = n + 1
+                name = base if n == 0 else f"{base}_{n}"
+                break
         out.append((name, child))
     return out
+
+
+def _auto_bases(cls: type) -> list[str]:
+    """The names a layer of class `cls` may be auto-named after: its class and its bases
+    up to `Layer` (tf_keras names a `Functional` model `model_N`, after its base)."""
+    bases = []
+    for klass in cls.__mro__:
+        if klass.__name__ in ("Layer", "Module", "object"):
+            break
+        bases.append(snake_case(klass.__name__))
+    return bases or [snake_case(cls.__name__)]
 
 
 def distinct_child_names(children: Iterable[Any]) -> list[tuple[str, Any]]:
@@ -50,6 +64,25 @@ def distinct_child_names(children: Iterable[Any]) -> list[tuple[str, Any]]:
         n = seen.get(child.name, 0)
         seen[child.name] = n + 1
         out.append((child.name if n == 0 else f"{child.name}_{n}", child))
+    return out
+
+
+_UNNAMED = re.compile(r"^(variable|Variable)(_\d+)?$")
+
+
+def distinct_variable_names(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """One layer's own (name, variable) pairs with unnamed variables renumbered in order:
+    Keras 3 numbers unnamed weights per process (`variable_7`), tf_keras and Sonnet give
+    them all the same name (`Variable`); here they are `variable`, `variable_1`, ... in
+    creation order, and any other repeated name gets `_1`, `_2` (as a TF1 graph would)."""
+    out = []
+    counts: dict[str, int] = {}
+    for name, var in pairs:
+        match = _UNNAMED.match(name)
+        base = match.group(1) if match else name
+        n = counts.get(base, 0)
+        counts[base] = n + 1
+        out.append((base if n == 0 else f"{base}_{n}", var))
     return out
 
 
@@ -68,7 +101,7 @@ def walk(root: Any, children: Callable[[Any], list[Any]],
         if id(layer) in seen_layers:
             return
         seen_layers.add(id(layer))
-        for name, var in own_variables(layer):
+        for name, var in distinct_variable_names(own_variables(layer)):
             if id(var) not in seen_vars:
                 seen_vars.add(id(var))
                 out.append((prefix + name, var))

@@ -90,9 +90,9 @@ class Optimizer(Owner):
             else:
                 self.optimizer.build(var_list)
         self._created = list(created)  # e.g. tf_keras' learning_rate, which it does not list
-        self.built = True
         self._check_unique()
         self._check_all_owned(created)
+        self.built = True
         return self
 
     def __call__(self, inputs: Any, training: bool = False) -> Any:

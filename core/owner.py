@@ -75,10 +75,11 @@ class Owner:
         with capturing(self) as created:
             outputs = self._forward(inputs, training)
         if not self.built:
-            self.built = True
-            self._graph = outer_graph()
+            # Built only once the checks pass: a refused build leaves no half-listed owner.
             self._check_unique()
             self._check_all_owned(created)
+            self._graph = outer_graph()
+            self.built = True
         elif created:
             names = ", ".join(sorted(canonical(v.name) for v in created))
             raise DuplicateVariablesError(
@@ -119,7 +120,9 @@ class Owner:
             if id(var) in ids:
                 raise DuplicateVariablesError(
                     f"Owner {self.name!r}: variable {var.name} is listed twice, as "
-                    f"{ids[id(var)]!r} and {name!r}."
+                    f"{ids[id(var)]!r} and {name!r}. Expected each variable once; it would "
+                    "be saved twice and get two updates per step. Fix: put each owner in a "
+                    "tu.Parameters once, and do not share a layer between two wrapped models."
                 )
             seen[name] = var
             ids[id(var)] = name
@@ -207,10 +210,13 @@ class Owner:
 
         return save(self, path, session=session)
 
-    def load(self, path: str, rules: Any = None, strict: bool = True, session: Any = None):
+    def load(self, path: str, rules: Any = None, strict: bool = True, session: Any = None,
+             transforms: Any = None, dry_run: bool = False):
+        """Load a checkpoint into this owner, all or nothing (see `tu.load`)."""
         from .checkpoint import load
 
-        return load(self, path, rules=rules, strict=strict, session=session)
+        return load(self, path, rules=rules, strict=strict, session=session,
+                    transforms=transforms, dry_run=dry_run)
 
     # ------------------------------------------------------------------ helpers
     def _graph_op(self, key: Any, make: Any) -> Any:

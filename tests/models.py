@@ -94,6 +94,32 @@ def tf_module():
     return Affine()
 
 
+def keras_unnamed_weights():
+    """The Keras guide's custom layer: `add_weight` without names (Keras numbers them
+    per process: `variable_7`)."""
+    import keras
+
+    class Linear(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], 3), initializer="random_normal")
+            self.b = self.add_weight(shape=(3,), initializer="random_normal")
+
+        def call(self, x):
+            return x @ self.w + self.b
+
+    return keras.Sequential([Linear()])
+
+
+def tf_keras_nested_functional():
+    """A functional tf_keras model inside another (tf_keras names them `model_N`)."""
+    import tf_keras
+
+    i = tf_keras.Input((6,))
+    inner = tf_keras.Model(i, tf_keras.layers.Dense(4)(i))
+    j = tf_keras.Input((6,))
+    return tf_keras.Model(j, tf_keras.layers.Dense(3)(inner(j)))
+
+
 def pollute() -> None:
     """Build unrelated layers so Keras' auto-numbering is not at zero."""
     import keras
@@ -101,11 +127,13 @@ def pollute() -> None:
     for _ in range(3):
         keras.layers.Dense(1)(tf.zeros([1, 1]))
         keras.Sequential([keras.layers.Dense(1), keras.layers.BatchNormalization()])
+        keras_unnamed_weights()(tf.zeros([1, 2]))
     try:
         import tf_keras
 
         tf_keras.layers.Dense(1)(tf.zeros([1, 1]))
         tf_keras.layers.BatchNormalization()(tf.zeros([1, 1]))
+        tf_keras_nested_functional()
     except ImportError:
         pass
 

@@ -292,3 +292,88 @@ def test_reads_keras3_weights_h5_keras_and_legacy_h5(tmp_path):
         assert any("seed_generator_state" in n for n in report.ignored)
         got = [v.numpy() for k, v in owner.variables.items() if "seed_generator" not in k]
         np.testing.assert_equal(got, [w for k, w in want.items() if "seed_generator" not in k])
+
+
+# ----------------------------------------------------------- object-based and .h5 layouts
+def _mlp(value=None):
+    import sonnet as snt
+
+    module = snt.nets.MLP([4, 2], name="mlp")
+    module(models.example())
+    if value is not None:
+        for v in module.variables:
+            v.assign(tf.fill(v.shape, value))
+    return module
+
+
+def _mlp_owner(name):
+    owner = tu.wrap(_mlp(), name=name)
+    owner(models.example())
+    return owner
+
+
+def test_object_checkpoint_of_two_models_loads_each_by_its_parameters_key(tmp_path):
+    prefix = tf.train.Checkpoint(teacher=_mlp(1.0), student=_mlp(2.0)).write(str(tmp_path / "o"))
+    teacher, student = _mlp_owner("t"), _mlp_owner("s")
+    report = tu.load(tu.Parameters("p", student=student, teacher=teacher), prefix)
+    assert report.ok and len(report.matched) == 8
+    assert all(np.all(v.numpy() == 1.0) for v in teacher.variables.values())
+    assert all(np.all(v.numpy() == 2.0) for v in student.variables.values())
+
+
+def test_object_checkpoint_with_two_fitting_models_is_not_guessed(tmp_path):
+    prefix = tf.train.Checkpoint(teacher=_mlp(1.0), student=_mlp(2.0)).write(str(tmp_path / "o"))
+    owner = _mlp_owner("one")
+    before = snapshot(owner)
+    with pytest.raises(tu.CheckpointError, match=r"holds 2 objects that fit the sonnet owner "
+                       r"'one' equally well: \['student/', 'teacher/'\].*Fix: wrap the owner"):
+        tu.load(owner, prefix)
+    assert_unchanged(owner, before)
+
+
+def test_one_checkpoint_entry_never_feeds_two_variables(tmp_path):
+    prefix = tf.train.Checkpoint(model=_mlp(1.0)).write(str(tmp_path / "o"))
+    a, b = _mlp_owner("a"), _mlp_owner("b")
+    before = snapshot(a)
+    with pytest.raises(tu.CheckpointError, match=r"entry 'model/.*' of .* would feed two "
+                       r"variables, 'a/mlp/.*' and 'b/mlp/.*'.*Fix: load each owner"):
+        tu.load(tu.Parameters("p", a=a, b=b), prefix)
+    assert_unchanged(a, before)
+
+
+def test_object_checkpoint_of_a_smaller_model_reports_exactly_what_is_missing(tmp_path):
+    import sonnet as snt
+
+    prefix = tf.train.Checkpoint(model=_mlp(1.0)).write(str(tmp_path / "o"))
+    bigger = tu.wrap(snt.nets.MLP([4, 2, 2], name="mlp"), name="big")
+    bigger(models.example())
+    with pytest.raises(tu.LoadError, match=r"2 variable\(s\) missing.*first: 'mlp/linear_2/b'"):
+        tu.load(bigger, prefix)
+    report = tu.load(bigger, prefix, strict=False)
+    assert sorted(report.missing) == ["mlp/linear_2/b", "mlp/linear_2/w"]
+    assert len(report.matched) == 4 and report.applied
+
+
+@pytest.mark.parametrize("fmt", ["weights.h5", "tf"])
+def test_strict_load_refuses_extra_layers_of_a_file_holding_the_model_at_its_top(tmp_path, fmt):
+    import keras
+    import tf_keras
+
+    lib = keras if fmt == "weights.h5" else tf_keras
+    big = lib.Sequential([lib.layers.Dense(3) for _ in range(3)])
+    big(models.example())
+    path = str(tmp_path / "w.weights.h5") if fmt == "weights.h5" else str(tmp_path / "tf" / "w")
+    big.save_weights(path)
+    small = tu.wrap(lib.Sequential([lib.layers.Dense(3) for _ in range(2)]), name="s")
+    small(models.example())
+    before = snapshot(small)
+    with pytest.raises(tu.LoadError, match=r"2 unexpected checkpoint entr\(y/ies\)"):
+        tu.load(small, path)
+    assert_unchanged(small, before)
+
+
+def test_a_file_of_a_bundle_names_the_bundle(owner, tmp_path):
+    prefix = tu.save(owner, tmp_path / "ck")
+    for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
+        assert tu.load(owner, path).kind == "tf-v2"
+        assert [r["name"] for r in tu.inspect(path)] == sorted(owner.variables)

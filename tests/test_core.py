@@ -43,6 +43,22 @@ def test_parameters_nest_and_prefix():
         params(1.0)
 
 
+@pytest.mark.parametrize("factory, names", [
+    ("keras_unnamed_weights", ["linear/variable", "linear/variable_1"]),
+    ("tf_keras_nested_functional",
+     ["model/dense/kernel", "model/dense/bias", "dense/kernel", "dense/bias"]),
+])
+def test_names_do_not_depend_on_what_was_built_before(factory, names):
+    models.pollute()
+    owner = tu.wrap(getattr(models, factory)(), name="m")
+    owner(models.example())
+    assert list(owner.variables) == names
+    models.pollute()
+    again = tu.wrap(getattr(models, factory)(), name="m")
+    again(models.example())
+    assert list(again.variables) == names
+
+
 def test_parameters_not_built_error():
     params = tu.Parameters("p", a=tu.wrap(models.sonnet_mlp(), name="a"))
     with pytest.raises(tu.NotBuiltError, match=r"children \['a'\] have no variables yet"):
