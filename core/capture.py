@@ -9,9 +9,12 @@ error (the manifesto's first principle: every variable has an owner).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import re
 import threading
 import traceback
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,45 +61,90 @@ def capturing(owner: Any) -> Iterator[list[tf.Variable]]:
         stack.pop()
 
 
-_OWN_DIRS = (
-    os.sep + "tensorflow" + os.sep,
-    os.sep + "keras" + os.sep,
-    os.sep + "tf_keras" + os.sep,
-    os.sep + "sonnet" + os.sep,
-    os.sep + "tf_slim" + os.sep,
-    os.sep + "tflearn" + os.sep,
-    os.path.dirname(os.path.abspath(__file__)) + os.sep,
-    os.sep + "contextlib.py",
-)
+_LIBRARIES = ("tensorflow", "keras", "tf_keras", "sonnet", "tf_slim", "tflearn", "tree",
+              "optree", "tfunite", "tfunite.bridges", "tfunite.porting", "tfunite.tools")
+_library_dirs: tuple[str, ...] | None = None
+
+
+def _own_dirs() -> tuple[str, ...]:
+    """Install folders of TensorFlow, the frameworks and tfunite (found without importing
+    them), so a user's own folder named `keras/` is still the user's."""
+    global _library_dirs
+    if _library_dirs is None:
+        dirs = []
+        for name in _LIBRARIES:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+            for folder in (spec.submodule_search_locations or []) if spec else []:
+                dirs.append(os.path.realpath(folder) + os.sep)
+        _library_dirs = tuple(dirs)
+    return _library_dirs
 
 
 def _user_frame() -> str:
     """`file:line in function` of the innermost frame outside TF, frameworks and tfunite."""
+    skip = _own_dirs()
     for frame in reversed(traceback.extract_stack()[:-2]):
-        if not any(part in frame.filename for part in _OWN_DIRS):
+        path = os.path.realpath(frame.filename)
+        if not path.startswith(skip) and not frame.filename.endswith("contextlib.py"):
             return f"{frame.filename}:{frame.lineno} in {frame.name}"
     return "<unknown>"
 
 
+_OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_owner(owner: Any) -> None:
+    """Remember `owner` (weakly): `strict()` asks every owner which variables it lists."""
+    _OWNERS.add(owner)
+
+
+def _owned_ids() -> set[int]:
+    ids: set[int] = set()
+    for owner in list(_OWNERS):
+        if owner.built:
+            try:
+                ids.update(id(v) for v in owner.variables.values())
+            except Exception:  # noqa: BLE001 - an owner that cannot list now adopts nothing
+                continue
+    return ids
+
+
 @contextlib.contextmanager
 def strict() -> Iterator[None]:
-    """Inside this context, creating a `tf.Variable` outside any owner raises.
+    """Inside this block, every `tf.Variable` created must belong to an owner.
+
+    A variable created while an owner runs belongs to it. One created outside any owner
+    (a framework constructor, such as Keras' `Dropout` seed state or Sonnet's BatchNorm
+    counters, or a loose `tf.Variable`) must be listed by an owner built by the end of
+    the block (`tu.wrap(model)` then a call or `initialize`); otherwise leaving the
+    block raises `OwnershipError` naming each such variable and the line that made it.
 
     >>> with tu.strict():
-    ...     tf.Variable(1.0)            # raises OwnershipError naming the line
+    ...     tf.Variable(1.0)            # OwnershipError at the end of the block
     """
+    loose: list[tuple[tf.Variable, str, str]] = []
 
     def creator(next_creator, **kwargs):
+        variable = next_creator(**kwargs)
         if current_owner() is None:
-            name = kwargs.get("name") or "<unnamed>"
-            raise OwnershipError(
-                f"Variable {name!r} was created outside any owner at {_user_frame()} "
-                "while tu.strict() is active. Expected every variable to be created "
-                "by an owner's call or initialize(). Fix: wrap the code that creates it "
-                "(tu.wrap(module), tu.slim(fn), tu.tflearn(fn)) and call the owner, or "
-                "create it outside the strict block."
-            )
-        return next_creator(**kwargs)
+            name = getattr(variable, "name", None) or kwargs.get("name") or "<unnamed>"
+            loose.append((variable, re.sub(r":\d+$", "", name), _user_frame()))
+        return variable
 
     with tf.variable_creator_scope(creator):
         yield
+    owned = _owned_ids() if loose else set()
+    orphans = [(name, where) for var, name, where in loose if id(var) not in owned]
+    if orphans:
+        listed = "; ".join(f"{name!r} at {where}" for name, where in orphans[:5])
+        more = f" (and {len(orphans) - 5} more)" if len(orphans) > 5 else ""
+        raise OwnershipError(
+            f"Variable {listed}{more} was created outside any owner and no owner listed it "
+            "by the end of the tu.strict() block. Expected every variable to belong to an "
+            "owner. Fix: wrap the object that holds it (tu.wrap(model), tu.slim(fn), "
+            "tu.tflearn(fn)) and call or initialize the owner inside the block, or create "
+            "it outside the strict block."
+        )

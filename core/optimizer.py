@@ -33,6 +33,29 @@ def _kind(optimizer: Any) -> str:
     )
 
 
+def _by_name(name: str, config: dict[str, Any]) -> Any:
+    """A Keras 3 optimizer by name; where `keras` is still Keras 2 (TensorFlow < 2.16),
+    the tf_keras one, which Keras 2's own `get` would make a legacy optimizer."""
+    import keras
+
+    if int(keras.__version__.split(".")[0]) < 3:
+        try:
+            import tf_keras as keras
+        except ImportError:
+            raise TypeError(
+                f"tu.Optimizer({name!r}) builds a Keras 3 optimizer, but keras "
+                f"{keras.__version__} is Keras 2. Fix: pip install 'tfunite[tf-keras]' (its "
+                "optimizers are used then), or pass an optimizer instance."
+            ) from None
+    try:
+        return keras.optimizers.get({"class_name": name, "config": config})
+    except ValueError as e:
+        raise ValueError(
+            f"Unknown optimizer name {name!r} ({e}). Fix: use a Keras optimizer name such "
+            "as 'adam', 'sgd', 'rmsprop', or pass an optimizer instance."
+        ) from None
+
+
 def _tf_variable(v: Any) -> tf.Variable:
     """The tf.Variable behind a Keras 3 variable (tf.Variable itself otherwise)."""
     return v if isinstance(v, tf.Variable) else v.value
@@ -52,23 +75,25 @@ class Optimizer(Owner):
     framework = "optimizer"
 
     def __init__(self, optimizer: Any, owner: Owner, name: str | None = None, **kwargs: Any):
+        super().__init__(check_name(name or "optimizer"))
         if isinstance(optimizer, str):
-            import keras
-
-            try:
-                optimizer = keras.optimizers.get({"class_name": optimizer, "config": kwargs})
-            except ValueError as e:
-                raise ValueError(
-                    f"Unknown optimizer name {optimizer!r} ({e}). Fix: use a Keras 3 optimizer "
-                    "name such as 'adam', 'sgd', 'rmsprop', or pass an optimizer instance."
-                ) from None
+            # Built inside the owner's capture: its step counter and learning rate are
+            # this owner's variables (also under tu.strict()).
+            with capturing(self):
+                optimizer = _by_name(optimizer, kwargs)
         elif kwargs:
             raise TypeError(
                 f"Options {sorted(kwargs)} are only accepted with an optimizer name; "
                 "configure the optimizer instance itself instead."
             )
         self.kind = _kind(optimizer)
-        super().__init__(check_name(name or "optimizer"))
+        if self.kind == "tf_keras" and not hasattr(optimizer, "build"):
+            raise TypeError(
+                f"tu.Optimizer cannot wrap {type(optimizer).__module__}."
+                f"{type(optimizer).__qualname__}: a tf_keras legacy optimizer creates its "
+                "slots lazily under names of its own. Fix: use the tf_keras optimizer of the "
+                "same name outside `optimizers.legacy` (e.g. tf_keras.optimizers.Adam)."
+            )
         self.optimizer = optimizer
         self.owner = owner
 
@@ -167,20 +192,28 @@ class Optimizer(Owner):
         in_slots: set[int] = set()
         n = len(self._built_for)
         ref_ids = set(self._built_for)
+        # The step counter and learning rate: a list holding them is the optimizer's own
+        # list of all its variables, not slots (it has n entries when n == 2).
+        state = {id(_tf_variable(v)) for v in (getattr(opt, a, None) for a in
+                 ("_iterations", "iterations", "_learning_rate", "learning_rate"))
+                 if v is not None and _is_variable(v)}
         for attr, value in sorted(vars(opt).items()):
             if not isinstance(value, (list, tuple)) or len(value) != n or n == 0:
                 continue
             if not all(v is None or _is_variable(v) for v in value):
                 continue
             tf_vars = [None if v is None else _tf_variable(v) for v in value]
-            if any(v is not None and id(v) in ref_ids for v in tf_vars):
-                continue  # the variable list itself
+            if any(v is not None and (id(v) in ref_ids or id(v) in state) for v in tf_vars):
+                continue  # the variable list itself, or the optimizer's list of its own
             slot = re.sub(r"(?<=[^s])s$", "", re.sub(r"ies$", "y", attr.strip("_")))
             for ref_id, var in zip(self._built_for, tf_vars):
                 if var is not None:
                     out.append((f"{slot}/{refs[ref_id]}", var, False))
                     in_slots.add(id(var))
-        variables = opt.variables() if callable(getattr(opt, "variables", None)) else opt.variables
+        try:
+            variables = opt.variables() if callable(getattr(opt, "variables", None)) else opt.variables
+        except ValueError:  # a stateless Sonnet optimizer (SGD) refuses to list nothing
+            variables = []
         scalars, seen = [], set(in_slots)
         # Some state is neither listed nor created in build (tf_keras' learning_rate is
         # made in __init__ and held as an attribute): look at attributes too.

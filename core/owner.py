@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 
-from .capture import capturing
+from .capture import capturing, register_owner
 from .errors import DuplicateVariablesError, GraphModeError, NotBuiltError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -64,6 +64,7 @@ class Owner:
         self.built = False
         self._graph: tf.Graph | None = None
         self._graph_cache: dict[Any, Any] = {}
+        register_owner(self)
 
     # ------------------------------------------------------------------ calling
     # Framework code is already graph-compatible Python; AutoGraph converting library

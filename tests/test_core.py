@@ -66,12 +66,29 @@ def test_parameters_not_built_error():
 
 
 def test_strict_ownership_names_variable_and_line():
-    with tu.strict():
-        owner = tu.wrap(models.sonnet_mlp(), name="m")
-        owner(models.example())  # created inside an owner: fine
-        with pytest.raises(tu.OwnershipError, match=r"Variable 'stray' was created outside any owner at .*test_core.py:\d+ in test_strict"):
+    with pytest.raises(tu.OwnershipError, match=r"Variable 'stray' at .*test_core.py:\d+ in "
+                       r"test_strict\w* was created outside any owner and no owner listed it"):
+        with tu.strict():
+            owner = tu.wrap(models.sonnet_mlp(), name="m")
+            owner(models.example())  # created inside an owner: fine
             tf.Variable(1.0, name="stray")
     tf.Variable(1.0, name="fine_outside_strict")
+
+
+def test_strict_adopts_variables_framework_constructors_make():
+    """Keras' Dropout, Sonnet's BatchNorm and a named optimizer create variables before
+    any owner runs; wrapped and built in the block, they are owned."""
+    import keras
+
+    with tu.strict():
+        owner = tu.wrap(keras.Sequential([keras.layers.Dense(2), keras.layers.Dropout(0.1)]))
+        snt_owner = tu.wrap(models.sonnet_bn(), name="bn")
+        owner(models.example())
+        snt_owner(models.example())
+        tu.Optimizer("adam", owner).build()
+    with pytest.raises(tu.OwnershipError, match=r"'net/batch_norm/moving_mean/counter' .*Fix: "):
+        with tu.strict():
+            tu.wrap(models.sonnet_bn(), name="never_built")
 
 
 def test_no_bridge_lists_every_bridge_tried():
@@ -293,3 +310,21 @@ def test_sonnet_training_flag_reaches_module_eagerly_and_in_a_session():
             graph_owner.initialize(session=sess)
             sess.run(y, {x: models.example()})
             assert sess.run(graph_owner.variables[counter]) == 1
+
+
+def test_optimizer_state_is_not_taken_for_slots_and_stateless_optimizers_work():
+    import keras
+    import sonnet as snt
+    import tf_keras
+
+    owner = tu.wrap(keras.Sequential([keras.layers.Dense(2)]), name="one")
+    owner(models.example())  # two trainable variables, like the [iteration, learning_rate] list
+    assert list(tu.Optimizer("sgd", owner, learning_rate=0.1).build().variables) == [
+        "iteration", "learning_rate"]
+    stateless = tu.Optimizer(snt.optimizers.SGD(0.1), owner)
+    before = owner.trainable_variables[0].numpy().copy()
+    stateless.minimize(lambda: tf.reduce_sum(owner(models.example()) ** 2))
+    assert not np.allclose(owner.trainable_variables[0].numpy(), before)
+    with pytest.raises(TypeError, match=r"tf_keras legacy optimizer .* Fix: use the tf_keras "
+                       r"optimizer of the same name outside `optimizers.legacy`"):
+        tu.Optimizer(tf_keras.optimizers.legacy.Adam(), owner)
