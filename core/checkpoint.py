@@ -149,7 +149,8 @@ class H5Reader(Reader):
                     if "model.weights.h5" not in archive.namelist():
                         raise CheckpointError(
                             f"{path} is a zip file without model.weights.h5: not a .keras "
-                            "archive. Expected a file written by keras model.save()."
+                            "archive. Expected a file written by keras model.save(). Fix: "
+                            "pass the .keras file keras wrote, or its model.weights.h5."
                         )
                     data = archive.read("model.weights.h5")
                 self._file = h5py.File(io.BytesIO(data), "r")
@@ -450,7 +451,11 @@ def plan(reader: Reader, owner: Owner | Mapping[str, tf.Variable], rules: RuleSp
         try:
             got_shape = transform.target_shape(shape) if transform else shape
         except Exception as e:
-            raise RuleError(f"Transform {transform} cannot apply to {entry!r} of shape {shape}: {e}.")
+            raise RuleError(
+                f"Transform {transform} cannot apply to checkpoint entry {entry!r} of shape "
+                f"{shape} ({reader.path}): {e}. Fix: make the transform's pattern match only "
+                "the variables it is meant for, or correct its shape arguments."
+            )
         var = targets[target]
         match = Match(entry, target, str(rule) if rule else None, repr(transform) if transform else None)
         want_shape, want_dtype = tuple(var.shape.as_list()), np.dtype(var.dtype.as_numpy_dtype)
@@ -581,7 +586,10 @@ def save(owner: Owner | Mapping[str, tf.Variable], path: str | os.PathLike,
         )
     targets = _targets(owner)
     if not targets:
-        raise CheckpointError(f"Nothing to save to {path}: the owner has no variables.")
+        raise CheckpointError(
+            f"Nothing to save to {path}: the owner has no variables. Fix: build it first "
+            "(call it once or owner.initialize(example))."
+        )
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:

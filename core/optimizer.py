@@ -134,8 +134,11 @@ class Optimizer(Owner):
                 "Fix: create a new tu.Optimizer for the new set of variables."
             )
         if len(grads) != len(var_list):
-            raise ValueError(f"Optimizer {self.name!r}: got {len(grads)} gradients for "
-                             f"{len(var_list)} trainable variables of {self.owner.name!r}.")
+            raise ValueError(
+                f"Optimizer {self.name!r}: got {len(grads)} gradients for {len(var_list)} "
+                f"trainable variables of {self.owner.name!r}. Fix: pass one gradient per "
+                "variable, in the order of owner.trainable_variables (or use minimize)."
+            )
         missing = [self._refs[id(v)] for g, v in zip(grads, var_list) if g is None]
         if missing:
             raise ValueError(

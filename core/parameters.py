@@ -30,7 +30,15 @@ class Parameters(Owner):
         self._children: dict[str, Owner] = {}
         for key, child in children.items():
             check_name(key, "child")
-            self._children[key] = child if isinstance(child, Owner) else wrap(child, name=key)
+            owner = child if isinstance(child, Owner) else wrap(child, name=key)
+            twice = next((k for k, c in self._children.items() if c is owner), None)
+            if twice is not None:
+                raise ValueError(
+                    f"Parameters {name!r}: the same owner {owner.name!r} is given twice, as "
+                    f"{twice!r} and {key!r}. Expected each owner once: its variables would be "
+                    "saved twice and updated twice per step. Fix: keep one key for it."
+                )
+            self._children[key] = owner
 
     @property
     def built(self) -> bool:

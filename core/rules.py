@@ -55,7 +55,11 @@ class Rules:
             try:
                 compiled = re.compile(pattern)
             except re.error as e:
-                raise RuleError(f"Invalid rule regex {pattern!r}: {e}.") from None
+                raise RuleError(
+                    f"Invalid rule regex {pattern!r}: {e}. Fix: escape literal characters "
+                    "(re.escape) or correct the pattern; rules are Python regular expressions "
+                    "matched against whole checkpoint names."
+                ) from None
             self.rules.append(Rule(pattern, replacement))
             self._compiled.append(compiled)
 

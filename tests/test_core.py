@@ -59,6 +59,21 @@ def test_names_do_not_depend_on_what_was_built_before(factory, names):
     assert list(again.variables) == names
 
 
+def test_parameters_refuse_one_owner_under_two_keys():
+    owner = tu.wrap(models.sonnet_mlp(), name="d")
+    with pytest.raises(ValueError, match=r"the same owner 'd' is given twice, as 'a' and 'b'"):
+        tu.Parameters("p", a=owner, b=owner)
+
+
+def test_error_messages_say_how_to_fix(tmp_path):
+    with pytest.raises(tu.RuleError, match=r"Invalid rule regex '\(': .* Fix: escape"):
+        tu.Rules([("(", "x")])
+    owner = tu.wrap(models.sonnet_mlp(), name="m")
+    owner(models.example())
+    with pytest.raises(ValueError, match=r"got 1 gradients for 4 trainable .* Fix: pass one"):
+        tu.Optimizer("sgd", owner).apply([None])
+
+
 def test_parameters_not_built_error():
     params = tu.Parameters("p", a=tu.wrap(models.sonnet_mlp(), name="a"))
     with pytest.raises(tu.NotBuiltError, match=r"children \['a'\] have no variables yet"):
