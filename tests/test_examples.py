@@ -84,3 +84,10 @@ def test_mixed_model(tmp_path):
     assert "fresh process: 43 variables loaded" in out
     assert "test-set logits identical" in out
     assert re.search(r"^OK ", out, re.M)
+
+
+def test_gan_resumes_bit_for_bit(tmp_path):
+    """The main job (`make demo`) as it runs: full schedule (about 10 s)."""
+    out = run_example("gan.py", tmp_path=tmp_path)
+    assert "losses identical bit for bit" in out
+    assert abs(number(r"generated mean (-?[\d.]+)", out) - 4.0) < 0.5
