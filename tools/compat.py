@@ -20,8 +20,9 @@ loss decreasing after a training step, a load round trip that is exact.
 
 Statuses: ``pass`` (the assertion held), ``fail`` (it did not, or the code raised: the
 reason is the real error), ``skip`` (the framework is not installed here), ``n/a`` (the
-feature does not exist for this bridge by design, and the probe verified that tfunite
-says so with a clear error).
+feature does not exist for this bridge by design: either a probe verified that tfunite
+says so with a clear error, as for Keras 3 in a TF1 graph, or the cell is on the
+`NOT_PROBED` allow-list, whose reason is printed, as for porting anything but Slim).
 """
 
 from __future__ import annotations
@@ -42,22 +43,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-FEATURES: tuple[str, ...] = (
-    "import",  # the framework and the bridge module import
-    "wrap",  # an owner is built; names are canonical and stable across processes' history
-    "eager",  # forward pass eagerly: finite, deterministic
-    "function",  # the same owner inside tf.function equals eager (rtol=atol=1e-6)
-    "graph",  # a fresh owner in a TF1 tf.Graph + Session equals eager with the same values
-    "train",  # tu.Optimizer step: the loss decreases, the optimizer owns its slots
-    "train_graph",  # tu.Optimizer.train_op in a TF1 Session: the loss decreases
-    "save",  # tu.save writes a name-based checkpoint tf.train.load_checkpoint reads exactly
-    "load",  # tu.load into a fresh owner restores every value exactly
-    "native",  # the framework's own checkpoint loads through tu.load exactly
-    "golden",  # the checked-in golden checkpoints (tests/golden/<bridge>) load exactly
-    "port",  # tu.port turns the framework's checkpoint into a Keras 3 model, same outputs
-)
+# Every feature probed, and what its probe checks (the matrix prints this as a legend).
+FEATURE_DOCS: dict[str, str] = {
+    "import": "the framework and the bridge module import; eager execution stays on",
+    "wrap": "an owner is built; names canonical, and the same after building other models",
+    "eager": "forward pass eagerly: deterministic, equal to the framework's own call",
+    "function": "inside tf.function equals eager; an owner first built inside tf.function too",
+    "graph": "a fresh owner in a TF1 tf.Graph + Session equals eager with the same values",
+    "train": "tu.Optimizer steps (eager and tf.function): loss decreases, every weight moves",
+    "train_graph": "tu.Optimizer.train_op in a TF1 Session: loss decreases, every weight moves",
+    "save": "tu.save writes a name-based checkpoint tf.train.load_checkpoint reads exactly",
+    "load": "tu.load into a fresh owner restores every value exactly, same outputs",
+    "native": "the framework's own checkpoint formats load through tu.load exactly",
+    "golden": "the checked-in golden checkpoints (tests/golden/<bridge>) load exactly",
+    "port": "tu.port turns a Slim checkpoint into a Keras 3 model with the same outputs",
+}
+FEATURES: tuple[str, ...] = tuple(FEATURE_DOCS)
 
 STATUSES = ("pass", "fail", "skip", "n/a")
+# rows of the matrix's versions table that say where a column comes from, not a package
+PROVENANCE_ROWS = ("probed (UTC)", "tfunite commit")
 # Features probed first thing in a fresh process of their own, as a TF1 script would run
 # them: an earlier eager build must not make them pass (Sonnet's once-only TF2 check).
 FRESH = frozenset({"graph", "train_graph"})
@@ -935,10 +940,31 @@ def report(results: Sequence[Result]) -> dict[str, Any]:
     return {
         "tool": "tfunite compat",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "tfunite_commit": source_commit(),
         "environment": versions(),
         "counts": counts,
         "results": [asdict(r) for r in results],
     }
+
+
+def source_commit() -> str | None:
+    """The git commit of the tfunite code that ran (`+dirty` with local changes), or None
+    outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "--short=12", "HEAD")
+    if commit is None:
+        return None
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def format_table(results: Sequence[Result]) -> str:
@@ -979,6 +1005,8 @@ def check(matrix_path: str, results: Sequence[Result], column: str | None = None
         return [f"{matrix_path} has no column {column!r} (columns: {', '.join(matrix['columns'])})"]
     diffs = []
     for package, want in matrix["versions"][column].items():
+        if package in PROVENANCE_ROWS:
+            continue
         have = env.get(package)
         if package == "python" and have is not None:  # a patch release changes no probe
             want, have = ".".join(want.split(".")[:2]), ".".join(have.split(".")[:2])
@@ -993,8 +1021,9 @@ def check(matrix_path: str, results: Sequence[Result], column: str | None = None
             why = f" ({r.reason})" if r.reason else ""
             diffs.append(f"{r.bridge} x {r.feature}: matrix {want}, here {r.status}{why}")
     ran = {(r.bridge, r.feature) for r in results}
+    bridges, features = {r.bridge for r in results}, {r.feature for r in results}
     for (bridge, feature), want in sorted(cells.items()):
-        if (bridge, feature) not in ran and bridge in {r.bridge for r in results}:
+        if (bridge, feature) not in ran and bridge in bridges and feature in features:
             diffs.append(f"{bridge} x {feature}: in the matrix ({want}), not probed here")
     return diffs
 

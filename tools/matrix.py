@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tfunite.tools.compat import FEATURE_DOCS, FEATURES, PROVENANCE_ROWS
+
 REPO = Path(__file__).resolve().parent.parent
 CONSTRAINTS = Path(__file__).resolve().parent / "constraints"
 MATRIX_DIR = REPO / ".matrix"
@@ -199,6 +201,17 @@ def render(runs: Sequence[dict[str, Any]], date: str | None = None) -> str:
             + " | ".join(run["environment"].get(package, "-") for run in runs)
             + " |"
         )
+    probed, commit = PROVENANCE_ROWS
+    out.append(
+        f"| {probed} | "
+        + " | ".join(run.get("date", "-").replace("T", " ")[:16] for run in runs)
+        + " |"
+    )
+    out.append(
+        f"| {commit} | " + " | ".join(run.get("tfunite_commit") or "-" for run in runs) + " |"
+    )
+    out += ["", "## Features", "", "| feature | what the probe checks |", "|---|---|"]
+    out += [f"| {f} | {FEATURE_DOCS[f]} |" for f in FEATURES]
     out += [
         "",
         "## Results",
@@ -321,6 +334,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: tf-{line}: {e}", file=sys.stderr)
             return 1
     runs = [run for line in known if (run := stored(line)) is not None]
+    from tfunite.tools.compat import source_commit
+
+    here = source_commit()
+    for run in runs:
+        if run["line"] not in selected and run.get("tfunite_commit") != here:
+            _log(
+                f"tf-{run['line']}: stored results are of commit {run.get('tfunite_commit')}, "
+                f"the code here is {here}; re-probe it with --line {run['line']}"
+            )
     if not runs:
         print(
             "error: no stored results in .matrix/results; run without --render first",
