@@ -2,12 +2,13 @@
 
 Tracing builds the Slim network in a TF1 graph, which costs about as much as building
 the Keras model itself. The layout only depends on the net, the input shape, the number
-of classes, the scope, the net's keyword arguments and the tf_slim version, so it is
-traced once per such key and kept as a small JSON file in the cache folder:
-``$TFUNITE_CACHE_DIR`` or ``$XDG_CACHE_HOME/tfunite`` (default ``~/.cache/tfunite``),
-under ``porting-layouts/``. ``TFUNITE_CACHE_DIR=off`` disables the disk cache. A cache
-file that is unreadable, from another layout version or for another key is ignored and
-rewritten; a folder that cannot be written only costs the cache.
+of classes, the scope, the net's keyword arguments and the tf_slim, TensorFlow and Keras
+versions, so it is traced once per such key and kept as a small JSON file in the cache
+folder: ``$TFUNITE_CACHE_DIR`` or ``$XDG_CACHE_HOME/tfunite`` (default
+``~/.cache/tfunite``), under ``porting-layouts/``. ``TFUNITE_CACHE_DIR=off`` disables
+the disk cache. A cache file that is unreadable, from another layout version or for
+another key is ignored and rewritten; a folder that cannot be written only costs the
+cache.
 
 A stale layout cannot go unnoticed: the plan refuses a model whose weights do not match
 the checkpoint's names and shapes, and ``verify=True`` compares with Slim itself.
@@ -40,13 +41,26 @@ def cache_dir() -> str | None:
     return os.path.join(base, "porting-layouts")
 
 
-def _slim_version() -> str:
+def _version(distribution: str) -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("tf-slim")
+        return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "missing"
+
+
+def _versions() -> dict[str, str]:
+    """The versions a traced layout depends on: tf_slim builds the graph, TensorFlow's
+    ops are what is traced, Keras builds the model from the layout."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "tf_slim": _version("tf-slim"),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
 
 
 def layout_key(
@@ -59,7 +73,7 @@ def layout_key(
 ) -> dict[str, Any]:
     return {
         "layout_version": trace.LAYOUT_VERSION,
-        "tf_slim": _slim_version(),
+        **_versions(),
         "net": net,
         "input_shape": [int(s) for s in input_shape],
         "num_classes": int(num_classes),

@@ -527,6 +527,15 @@ def test_traced_layout_is_cached_on_disk_and_matches_a_fresh_trace(tmp_path, mon
     assert not off.exists()
 
 
+def test_layout_cache_key_names_the_library_versions():
+    import keras
+    from tfunite.porting import _layouts
+
+    key = _layouts.layout_key("resnet_v1_50", (64, 64, 3), 10, "resnet_v1_50", "resnet_v1_50")
+    assert key["tensorflow"] == tf.__version__ and key["keras"] == keras.__version__
+    assert key["tf_slim"] not in ("", "missing")
+
+
 def test_fast_build_keeps_keras_default_initializers(ckpt):
     """Weights are created zero-filled, but the model's config (and so a saved .keras
     file) is that of a plain construction, with Keras' default initializers."""
