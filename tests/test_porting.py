@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -480,6 +481,68 @@ def test_custom_model_with_assignment_map(tmp_path):
         print_plan=False,
     )
     assert report.ok and report.counts()["matched"] == 2
+
+
+_LEAF_RULES = [
+    (r"net/conv1/weights", "features/conv1/kernel"),
+    (r"net/conv1/biases", "features/conv1/bias"),
+    (r"net/logits/weights", "head/kernel"),
+    (r"net/logits/biases", "head/bias"),
+]
+_LOGITS_RESHAPE = {r"net/logits/weights": tu.Reshape((144, 3), source_shape=(6, 6, 4, 3))}
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_keras_file_gets_the_mode_of_a_plain_open(tmp_path, umask, mode):
+    path = str(tmp_path / "c.ckpt")
+    _custom_checkpoint(path)
+    out = tmp_path / "c.keras"
+    old = os.umask(umask)
+    try:
+        port_custom(
+            path,
+            _custom_model(),
+            _LEAF_RULES,
+            _LOGITS_RESHAPE,
+            drop=["global_step"],
+            print_plan=False,
+            output=str(out),
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == mode  # not mkstemp's 0600
+
+
+def test_export_that_fails_mid_write_leaves_no_temporary_files(tmp_path):
+    from tfunite.porting.engine import write_checkpoint
+
+    # A folder in the way of the index of the temporary bundle (named after this process):
+    # TF writes the data file, then fails on the index.
+    blocker = tmp_path / f".back.ckpt.tmp-{os.getpid()}.index"
+    blocker.mkdir()
+    with pytest.raises(
+        OutputError,
+        match=r"Writing checkpoint '.*back\.ckpt' failed: .*Is a directory\. Nothing was "
+        r"written \(the temporary files were removed\)\. Fix: check free disk space",
+    ):
+        write_checkpoint({"w": np.ones((2, 2), np.float32)}, str(tmp_path / "back.ckpt"))
+    assert os.listdir(tmp_path) == [blocker.name]
+
+
+def test_export_that_fails_between_data_and_index_says_the_checkpoint_is_inconsistent(
+    tmp_path,
+):
+    from tfunite.porting.engine import write_checkpoint
+
+    (tmp_path / "back.ckpt.index").mkdir()  # the data file is renamed first, the index fails
+    with pytest.raises(
+        OutputError,
+        match=r"Writing checkpoint '.*back\.ckpt' failed: .*Only \['back\.ckpt\.data-00000-of-"
+        r"00001'\] were renamed into place: the checkpoint at '.*back\.ckpt' is inconsistent; "
+        r"delete it\. Fix:",
+    ):
+        write_checkpoint({"w": np.ones((2, 2), np.float32)}, str(tmp_path / "back.ckpt"))
+    assert sorted(os.listdir(tmp_path)) == ["back.ckpt.data-00000-of-00001", "back.ckpt.index"]
 
 
 def test_report_json_serializable(ckpt):
