@@ -12,12 +12,13 @@ your own Keras model. See porting/README.md.
 
 from __future__ import annotations
 
-from .custom import port_custom
+from .custom import StagedRules, parse_rules, port_custom
 from .engine import (
     Chain,
     Entry,
     OutputError,
     Plan,
+    PortArgumentError,
     PortReport,
     VerificationError,
     checkpoint_shapes,
@@ -42,10 +43,12 @@ __all__ = [
     "Entry",
     "OutputError",
     "Plan",
+    "PortArgumentError",
     "PortReport",
     "RECIPES",
     "Recipe",
     "RecipeError",
+    "StagedRules",
     "VerificationError",
     "checkpoint_shapes",
     "export",
@@ -53,6 +56,7 @@ __all__ = [
     "keras_weight_names",
     "looks_like",
     "make_plan",
+    "parse_rules",
     "port",
     "port_custom",
     "recipes",

@@ -8,16 +8,17 @@ registry when the slim bridge provides it (see COMPAT_NOTES.md).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tfunite.errors import missing_dependency
+from tfunite.errors import CheckpointError, missing_dependency
 
 # net name -> (module in tf_slim.nets, net function, arg scope function)
 SLIM_NETS: dict[str, tuple[str, str, str]] = {
@@ -54,9 +55,12 @@ def ensure_slim() -> Any:
     return tf_slim
 
 
-def net_functions(net: str) -> tuple[Any, Any]:
-    """(net function, arg scope function) of a `tf_slim.nets` network."""
+def net_functions(net: str | Callable[..., Any], arg_scope: Any = None) -> tuple[Any, Any]:
+    """(net function, arg scope function or None) of a `tf_slim.nets` network name, or of
+    a custom Slim network function `net` (with its optional `arg_scope` function)."""
     ensure_slim()
+    if callable(net):
+        return net, arg_scope
     module, fn, scope_fn = SLIM_NETS[net]
     mod = importlib.import_module(f"tf_slim.nets.{module}")
     return getattr(mod, fn), getattr(mod, scope_fn)
@@ -91,23 +95,28 @@ _GRAPHS_KEPT = 2
 
 
 def build_graph(
-    net: str,
+    net: str | Callable[..., Any],
     input_shape: Sequence[int],
     num_classes: int,
     scope: str | None = None,
     batch: int | None = None,
     net_kwargs: Mapping[str, Any] | None = None,
     weights: str = "placeholders",
+    arg_scope: Callable[[], Any] | None = None,
 ) -> SlimGraph:
     """Build `net` (inference mode) in a fresh graph on a float32 placeholder.
 
-    Graphs with placeholder weights are shared: do not add ops to them (build with
-    ``weights="variables"`` for a graph of your own).
+    `net` is a `tf_slim.nets` name or a Slim network function ``net(inputs,
+    num_classes=..., is_training=False, scope=...) -> (logits, end_points)``, built
+    inside `arg_scope()` if given. Graphs with placeholder weights are shared: do not add
+    ops to them (build with ``weights="variables"`` for a graph of your own).
     """
+    args = (net, input_shape, num_classes, scope, batch, net_kwargs, weights, arg_scope)
     if weights != "placeholders":
-        return _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights)
+        return _build_graph(*args)
     if scope is None:  # the net's own default scope: the same graph as passing it
-        default = inspect.signature(net_functions(net)[0]).parameters["scope"].default
+        params = inspect.signature(net_functions(net, arg_scope)[0]).parameters
+        default = params["scope"].default if "scope" in params else None
         scope = default if isinstance(default, str) else None
     key = repr(
         (
@@ -117,21 +126,24 @@ def build_graph(
             scope,
             batch,
             sorted((net_kwargs or {}).items()),
+            arg_scope,
         )
     )
     if key in _GRAPHS:
         _GRAPHS.move_to_end(key)
         return _GRAPHS[key]
-    sg = _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights)
+    sg = _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights, arg_scope)
     _GRAPHS[key] = sg
     while len(_GRAPHS) > _GRAPHS_KEPT:
         _GRAPHS.popitem(last=False)
     return sg
 
 
-def _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights) -> SlimGraph:
+def _build_graph(
+    net, input_shape, num_classes, scope, batch, net_kwargs, weights, arg_scope=None
+) -> SlimGraph:
     slim = ensure_slim()
-    fn, arg_scope = net_functions(net)
+    fn, arg_scope = net_functions(net, arg_scope)
     graph = tf.Graph()
     kwargs = dict(net_kwargs or {})
     if scope is not None:
@@ -152,7 +164,7 @@ def _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weight
     with graph.as_default():
         inputs = tf.compat.v1.placeholder(tf.float32, (batch, *input_shape), name="inputs")
         with tf.compat.v1.variable_scope("", custom_getter=getter, auxiliary_name_scope=False):
-            with slim.arg_scope(arg_scope()):
+            with slim.arg_scope(arg_scope()) if arg_scope else contextlib.nullcontext():
                 logits, end_points = fn(
                     inputs, num_classes=num_classes, is_training=False, **kwargs
                 )
@@ -163,19 +175,42 @@ def _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weight
 
 def run_graph(
     sg: SlimGraph,
-    checkpoint: str,
+    checkpoint: Any,
     images: np.ndarray,
     fetch: Mapping[str, tf.Tensor],
 ) -> dict[str, np.ndarray]:
-    """Evaluate `fetch` on `images`, with every weight read by name from `checkpoint`."""
-    reader = tf.train.load_checkpoint(checkpoint)
-    with tf.compat.v1.Session(graph=sg.graph) as sess:
+    """Evaluate `fetch` on `images`, with every weight read by name from `checkpoint`
+    (a path, or an open `tfunite.checkpoint.Reader`).
+
+    A path is opened with tfunite's reader and its data files are checked first,
+    so a truncated or corrupt checkpoint raises `CheckpointError` naming it.
+    """
+    from tfunite.checkpoint import Reader, open_checkpoint
+
+    own = not isinstance(checkpoint, Reader)
+    reader = open_checkpoint(checkpoint) if own else checkpoint
+    try:
+        if own:
+            reader.verify()
         if any(isinstance(w, tf.Tensor) for w in sg.weights.values()):
-            feed = {ph: reader.get_tensor(name) for name, ph in sg.weights.items()}
+            missing = sorted(set(sg.weights) - set(reader.entries))
+            if missing:
+                raise CheckpointError(
+                    f"Checkpoint {reader.path} has no entry for {len(missing)} variable(s) of "
+                    f"the Slim net, first {missing[0]!r}. Expected every variable the net "
+                    "creates. Fix: pass the checkpoint of this net (and its scope)."
+                )
+            feed = {ph: reader.read(name) for name, ph in sg.weights.items()}
         else:
+            feed = None
+    finally:
+        if own:
+            reader.close()
+    with tf.compat.v1.Session(graph=sg.graph) as sess:
+        if feed is None:
             with sg.graph.as_default():
                 saver = tf.compat.v1.train.Saver(var_list=dict(sg.weights))
-            saver.restore(sess, checkpoint)
+            saver.restore(sess, reader.path)
             feed = {}
         feed[sg.inputs] = images
         return sess.run(dict(fetch), feed_dict=feed)

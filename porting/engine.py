@@ -15,16 +15,17 @@ import glob
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
+from tfunite.checkpoint import Reader, open_checkpoint
 from tfunite.errors import CheckpointError, LoadError, RuleError, TfuniteError
 from tfunite.rules import DropIndex, Rules, Transform
 
-from .recipes import RECIPES, TRAINING_STATE, BuildSpec, Recipe, get_recipe
+from .recipes import RECIPES, TRAINING_STATE, BuildSpec, Recipe, RecipeError, get_recipe
 from .trace import keras_names as _layer_names
 
 DEFAULT_RTOL = 1e-5  # max |keras - slim| / max |slim| on logits, float32
@@ -32,6 +33,11 @@ DEFAULT_RTOL = 1e-5  # max |keras - slim| / max |slim| on logits, float32
 
 class OutputError(TfuniteError, OSError):
     """The output file cannot be written (nothing was written)."""
+
+
+class PortArgumentError(TfuniteError, ValueError):
+    """An argument of `port` is invalid (an input size too small for the net, or two
+    arguments that contradict each other); nothing was read or written."""
 
 
 class VerificationError(TfuniteError):
@@ -246,22 +252,39 @@ class PortReport:
 
 
 # ------------------------------------------------------------------- checkpoint
-def _reader(checkpoint: str) -> Any:
+def open_reader(checkpoint: str | os.PathLike) -> Reader:
+    """Open `checkpoint` with tfunite's reader and check that its data files are complete.
+
+    Raises `CheckpointError` naming the path if it is not a checkpoint, or if its data
+    files are missing or truncated, before any tensor is read.
+    """
+    reader = open_checkpoint(checkpoint)
     try:
-        return tf.train.load_checkpoint(checkpoint)
-    except (tf.errors.OpError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"Cannot read a TF checkpoint at {checkpoint!r}: {first}. Fix: pass the checkpoint "
-            "prefix (e.g. 'model.ckpt-1000', without '.index'), a V1 checkpoint file, or a "
-            "directory holding a 'checkpoint' state file."
-        ) from None
+        reader.verify()
+    except BaseException:
+        reader.close()
+        raise
+    return reader
 
 
-def checkpoint_shapes(checkpoint: str) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
-    reader = _reader(checkpoint)
-    shapes = {k: tuple(v) for k, v in reader.get_variable_to_shape_map().items()}
-    dtypes = {k: v.name for k, v in reader.get_variable_to_dtype_map().items()}
+def _dtype_name(dtype: np.dtype) -> str:
+    return "string" if dtype.kind in "OSU" else dtype.name
+
+
+def checkpoint_shapes(
+    checkpoint: str | os.PathLike | Reader,
+) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """``({name: shape}, {name: dtype name})`` of a checkpoint's entries (index only).
+
+    `checkpoint` is a path (opened and checked with `open_reader`) or an open `Reader`.
+    """
+    if isinstance(checkpoint, Reader):
+        reader = checkpoint
+    else:
+        reader = open_reader(checkpoint)
+        reader.close()
+    shapes = {k: tuple(int(d) for d in shape) for k, (shape, _) in reader.entries.items()}
+    dtypes = {k: _dtype_name(dtype) for k, (_, dtype) in reader.entries.items()}
     return shapes, dtypes
 
 
@@ -345,6 +368,12 @@ def keras_weight_names(model: Any, naming: str = "layers") -> dict[str, Any]:
     return out
 
 
+class RuleMapper(Protocol):
+    """What `make_plan` needs of rules: `tfunite.rules.Rules`, `custom.StagedRules`."""
+
+    def apply(self, name: str) -> tuple[str | None, Any]: ...
+
+
 @dataclass
 class Plan:
     """A validated mapping checkpoint -> model, before any tensor is read."""
@@ -358,7 +387,7 @@ def make_plan(
     shapes: Mapping[str, tuple[int, ...]],
     dtypes: Mapping[str, str],
     model: Any,
-    rules: Rules,
+    rules: RuleMapper,
     transforms: Sequence[tuple[str, Transform]] = (),
     drops: Sequence[tuple[str, str]] = (),
     naming: str = "layers",
@@ -453,19 +482,44 @@ def make_plan(
     return Plan(report, model, assignments)
 
 
-def execute(plan: Plan, checkpoint: str, progress: bool = False) -> None:
-    """Read each planned tensor, transform it and assign it (the plan must be clean)."""
+def execute(
+    plan: Plan, checkpoint: str | os.PathLike | Reader, progress: bool | Phases = False
+) -> None:
+    """Read each planned tensor, transform it and assign it (the plan must be clean).
+
+    Nothing is assigned unless the plan covers every model weight and the checkpoint's
+    data files are complete. `progress` is a bool (a bar on stderr, on a terminal) or
+    the `Phases` display of a whole port.
+    """
     items = plan.assignments
     _check_covers_model(plan)
-    reader = _reader(checkpoint)
-    ctx = _progress(progress, len(items), "Porting weights")
-    with ctx as advance:
-        for name, var, transform in items:
-            value = reader.get_tensor(name)
-            if transform is not None:
-                value = transform.forward(value)
-            var.assign(value)
-            advance()
+    reader = checkpoint if isinstance(checkpoint, Reader) else open_reader(checkpoint)
+    done: list[str] = []
+    try:
+        with _as_phases(progress) as phases:
+            advance = phases.phase("Loading weights", total=len(items))
+            for name, var, transform in items:
+                try:
+                    value = reader.read(name)
+                except CheckpointError as e:
+                    # Index and file sizes were valid, so this is corruption inside the
+                    # data (TF's per-tensor checksum): say what was already assigned.
+                    if not done:
+                        raise
+                    shown = ", ".join(done[:5]) + (", ..." if len(done) > 5 else "")
+                    raise CheckpointError(
+                        f"{e} {len(done)} of {len(items)} weights of model "
+                        f"{getattr(plan.model, 'name', '?')!r} had already been assigned "
+                        f"(from {shown}); reload the model from a good checkpoint before using it."
+                    ) from None
+                if transform is not None:
+                    value = transform.forward(value)
+                var.assign(value)
+                done.append(name)
+                advance()
+    finally:
+        if reader is not checkpoint:
+            reader.close()
 
 
 def _check_covers_model(plan: Plan) -> None:
@@ -486,23 +540,95 @@ def _check_covers_model(plan: Plan) -> None:
         )
 
 
+# ---------------------------------------------------------------------- progress
+def _noop() -> None:
+    pass
+
+
+class Phases:
+    """The status of a long operation's phases on stderr (rich), one line at a time.
+
+    ``with Phases(enabled) as phases: advance = phases.phase("Loading weights", total=n)``
+    shows a spinner, the phase, a bar (a pulse without `total`), ``done/total`` and the
+    elapsed time of the phase. It draws only when `enabled` and stderr is an
+    interactive terminal (so logs and pipes get no escape codes); the display is
+    removed when the block ends.
+    """
+
+    def __init__(self, enabled: bool):
+        self._bar: Any = None
+        self._task: Any = None
+        if not enabled:
+            return
+        console = _stderr_console()
+        if not console.is_interactive:
+            return
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            ProgressColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.text import Text
+
+        class _Count(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                if task.total is None:
+                    return Text("")
+                return Text(f"{int(task.completed)}/{int(task.total)}", style="progress.download")
+
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            _Count(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is drawn."""
+        return self._bar is not None
+
+    def __enter__(self) -> Phases:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def phase(self, label: str, total: int | None = None) -> Callable[[], None]:
+        """Start the next phase (the previous one is done); returns ``advance()``."""
+        if self._bar is None:
+            return _noop
+        if self._task is not None:
+            self._bar.update(self._task, visible=False)
+        task = self._task = self._bar.add_task(label, total=total)
+        self._bar.refresh()
+        return lambda: self._bar.advance(task)
+
+
+@contextlib.contextmanager
+def _as_phases(progress: bool | Phases):
+    """`progress` itself if it is a running `Phases`, else a new one for this block."""
+    if isinstance(progress, Phases):
+        yield progress
+        return
+    with Phases(bool(progress)) as phases:
+        yield phases
+
+
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int, label: str):
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-        console=_stderr_console(),
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
+    """A single-phase progress bar on stderr: yields ``advance()``."""
+    with Phases(enabled) as phases:
+        yield phases.phase(label, total=total)
 
 
 def _stderr_console():
@@ -574,6 +700,30 @@ def _num_classes(recipe: Recipe, shapes: Mapping[str, tuple[int, ...]], scope: s
     return None
 
 
+def _input_shape(recipe: Recipe, input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """The Keras model's input shape: checked against the recipe's smallest size."""
+    size, least = recipe.default_size, recipe.min_size
+    if input_shape is None:
+        return (size, size, 3)
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) <= 0:
+        raise PortArgumentError(
+            f"input_shape={tuple(input_shape) if shape else input_shape!r} is not an image "
+            f"shape: expected (height, width, channels), three positive integers. Fix: pass "
+            f"e.g. input_shape=({size}, {size}, 3) (CLI: --input-size {size})."
+        )
+    if min(shape[:2]) < least:
+        raise PortArgumentError(
+            f"Input shape {shape} is too small for {recipe.name}: its Slim net needs at "
+            f"least {least}x{least} (default {size}x{size}). Fix: pass input_shape=({least}, "
+            f"{least}, {shape[2]}) or larger (CLI: --input-size {least})."
+        )
+    return shape
+
+
 def port(
     checkpoint: str,
     recipe: str | Recipe,
@@ -597,7 +747,8 @@ def port(
         recipe: a registered recipe name (``"slim:vgg_16"``) or a `Recipe`.
         keep_background: keep class 0 of a 1001-class classifier (default: drop it,
             so the Keras model has the 1000 ImageNet classes of keras.applications).
-        input_shape: ``(height, width, channels)``; default Slim's default image size.
+        input_shape: ``(height, width, channels)``; default Slim's default image size;
+            at least the recipe's ``min_size`` in height and width.
         scope: the network's top scope in the checkpoint, if not the Slim default.
         strict: refuse the port if a checkpoint entry maps to no weight (missing
             weights and wrong shapes are always refused).
@@ -605,21 +756,71 @@ def port(
         verify: run the Slim net from the checkpoint and compare outputs; raises
             `VerificationError` beyond `rtol` (max abs difference / max abs Slim logit).
         output: write the model to this ``.keras`` path (atomically).
-        progress: show a progress bar (stderr).
+        progress: show the phases (read, build, plan, load, verify, save) on stderr,
+            when stderr is a terminal.
         batch, seed: the verification inputs.
 
     Returns:
         ``(model, report)``.
 
     Raises:
-        RecipeError: unknown recipe. LoadError: wrong net, missing or mismatched tensors.
-        CheckpointError: unreadable checkpoint. OutputError: output not writable.
+        RecipeError: unknown recipe. PortArgumentError: input shape too small, or
+        ``dry_run`` with ``verify``. LoadError: wrong net, missing or mismatched tensors.
+        CheckpointError: unreadable, truncated or corrupt checkpoint (checked before any
+        weight is assigned). OutputError: output not writable.
     """
     recipe = get_recipe(recipe)
+    if dry_run and verify:
+        raise PortArgumentError(
+            "port(dry_run=True, verify=True): verification compares the loaded model with "
+            "Slim, and a dry run loads nothing. Fix: drop one of them (CLI: --dry-run or "
+            "--verify)."
+        )
     scope = scope or recipe.scope
+    shape = _input_shape(recipe, input_shape)
     if output is not None:
         output = check_output(output)
-    shapes, dtypes = checkpoint_shapes(checkpoint)
+    with Phases(progress) as phases:
+        phases.phase("Reading the checkpoint index")
+        reader = open_reader(checkpoint)
+        try:
+            return _port(
+                reader,
+                checkpoint,
+                recipe,
+                phases,
+                keep_background,
+                shape,
+                scope,
+                strict,
+                dry_run,
+                verify,
+                rtol,
+                output,
+                batch,
+                seed,
+            )
+        finally:
+            reader.close()
+
+
+def _port(
+    reader,
+    checkpoint,
+    recipe,
+    phases,
+    keep_background,
+    shape,
+    scope,
+    strict,
+    dry_run,
+    verify,
+    rtol,
+    output,
+    batch,
+    seed,
+) -> tuple[Any, PortReport]:
+    shapes, dtypes = checkpoint_shapes(reader)
     _check_identity(recipe, shapes, scope, checkpoint)
     n_ckpt = _num_classes(recipe, shapes, scope)
     if n_ckpt is None:
@@ -630,8 +831,6 @@ def port(
         )
     drop_bg = n_ckpt == 1001 and not keep_background
     n_keras = n_ckpt - 1 if drop_bg else n_ckpt
-    size = recipe.default_size
-    shape = tuple(int(s) for s in (input_shape or (size, size, 3)))
     report = PortReport(
         recipe.name,
         checkpoint,
@@ -641,15 +840,17 @@ def port(
         input_shape=shape,
         dry_run=dry_run,
     )
-    spec = BuildSpec(n_keras, shape, scope, recipe.net or recipe.name.split(":")[-1])
+    spec = BuildSpec(n_keras, shape, scope, recipe.net_name)
+    phases.phase(f"Building the Keras model of {recipe.name}")
     try:
         model = recipe.build(spec)
     except ValueError as e:
         raise LoadError(
             f"Cannot build the Keras model of {recipe.name} for input shape {shape} and "
             f"{n_keras} classes: {e}. Fix: use an input of at least {recipe.min_size}x"
-            f"{recipe.min_size} (default {size})."
+            f"{recipe.min_size} (default {recipe.default_size})."
         ) from None
+    phases.phase("Planning (names, shapes, dtypes)")
     transforms = [(recipe.expand(p, scope), t) for p, t in recipe.transforms]
     if drop_bg:
         bg = DropIndex(axis=-1, index=0)
@@ -664,10 +865,11 @@ def port(
     _refuse_unclean(plan.report, strict, checkpoint, recipe.name)
     if dry_run:
         return None, report
-    execute(plan, checkpoint, progress=progress)
+    execute(plan, reader, progress=phases)
     if verify:
+        phases.phase("Verifying against Slim (TF1 graph)")
         report.verification = verify_port(
-            model, checkpoint, recipe, report, scope=scope, batch=batch, seed=seed, rtol=rtol
+            model, reader, recipe, report, scope=scope, batch=batch, seed=seed, rtol=rtol
         )
         if not report.verification["ok"]:
             worst = max(d["max_rel"] for d in report.verification["outputs"].values())
@@ -678,26 +880,60 @@ def port(
                 report,
             )
     if output is not None:
+        phases.phase(f"Saving {output}")
         report.output = save_atomic(model, output)
     return model, report
 
 
 def _refuse_unclean(report: PortReport, strict: bool, checkpoint: str, recipe: str) -> None:
     fatal = bool(report.missing or report.mismatched or (strict and report.unexpected))
-    if fatal:
-        raise LoadError(
-            f"Cannot port {checkpoint!r} with {recipe}: the checkpoint does not fit the model; "
-            f"nothing was loaded or written.\n{report.problems()}\nFix: pass the checkpoint of "
-            "the right network (or scope=...), add rules for these names, or use strict=False "
-            "(CLI: --no-strict) to ignore unexpected entries.",
-            report,
+    if not fatal:
+        return
+    if report.missing or report.mismatched:
+        # strict=False only tolerates unexpected entries: it would not help here.
+        fix = (
+            "Fix: pass the checkpoint of the right network (or scope=...), or add rules "
+            "mapping these names."
         )
+    else:
+        fix = (
+            "Fix: add rules mapping these entries (or dropping them with a None "
+            "replacement), or use strict=False (CLI: --no-strict) to ignore them."
+        )
+    raise LoadError(
+        f"Cannot port {checkpoint!r} with {recipe}: the checkpoint does not fit the model; "
+        f"nothing was loaded or written.\n{report.problems()}\n{fix}",
+        report,
+    )
 
 
 # ----------------------------------------------------------------------- verify
+def _slim_net(recipe: Recipe, what: str) -> None:
+    """Refuse clearly a recipe whose Slim network cannot be built (verify, export)."""
+    from . import _slim
+
+    known = ", ".join(sorted(_slim.SLIM_NETS))
+    contract = (
+        "your Slim network function, called as net(inputs, num_classes=..., "
+        "is_training=False, scope=...) and returning (logits, end_points)"
+    )
+    if recipe.net is None:
+        raise RecipeError(
+            f"Cannot {what} with recipe {recipe.name!r}: it has no Slim network (Recipe.net "
+            f"is None), and {what} runs Slim's own network. Fix: set Recipe(net=...) to a "
+            f"tf_slim.nets name ({known}) or to {contract}."
+        )
+    if isinstance(recipe.net, str) and recipe.net not in _slim.SLIM_NETS:
+        raise RecipeError(
+            f"Cannot {what} with recipe {recipe.name!r}: its net {recipe.net!r} is not a "
+            f"network of tf_slim.nets (known: {known}), and {what} runs Slim's own network. "
+            f"Fix: set Recipe(net=...) to {contract} (and arg_scope=... if it needs one)."
+        )
+
+
 def verify_port(
     model: Any,
-    checkpoint: str,
+    checkpoint: str | os.PathLike | Reader,
     recipe: str | Recipe,
     report: PortReport | None = None,
     *,
@@ -706,35 +942,72 @@ def verify_port(
     seed: int = 0,
     rtol: float = DEFAULT_RTOL,
 ) -> dict[str, Any]:
-    """Run Slim (TF1 graph + Session) and `model` on the same inputs; compare outputs."""
+    """Run Slim (TF1 graph + Session) and `model` on the same inputs; compare outputs.
+
+    A 1001-class checkpoint compared with a 1000-output model is one ported with the
+    background class dropped: Slim's class 0 is left out of the comparison. `report`,
+    if given, must agree with that.
+    """
     from . import _slim, trace
 
     recipe = get_recipe(recipe)
-    if recipe.net is None:
-        raise TfuniteError(f"Recipe {recipe.name} has no Slim net to verify against.")
+    _slim_net(recipe, "verify")
     scope = scope or recipe.scope
     shape = tuple(model.input_shape[1:])
-    shapes, _ = checkpoint_shapes(checkpoint)
-    n_ckpt = _num_classes(recipe, shapes, scope)
-    sg = _slim.build_graph(recipe.net, shape, n_ckpt, scope=scope, net_kwargs=recipe.net_kwargs)
-    images = np.random.default_rng(seed).normal(0.0, 1.0, (batch, *shape)).astype(np.float32)
-    fetch = {"logits": sg.logits}
-    layers = {}
-    for key, layer in recipe.endpoints:
-        key = key.replace("{scope}", scope)
-        if key not in sg.end_points:
-            continue
-        fetch[key] = sg.end_points[key]
-        layers[key] = layer or trace.layer_for_tensor(sg.end_points[key], scope)
-    slim_out = _slim.run_graph(sg, checkpoint, images, fetch)
+    reader = checkpoint if isinstance(checkpoint, Reader) else open_reader(checkpoint)
+    try:
+        shapes, _ = checkpoint_shapes(reader)
+        n_model = int(model.output_shape[-1])
+        n_ckpt = _num_classes(recipe, shapes, scope) or n_model
+        drop_bg = n_ckpt == 1001 and n_model == 1000
+        if n_model != n_ckpt and not drop_bg:
+            raise VerificationError(
+                f"Cannot verify model {getattr(model, 'name', '?')!r} against "
+                f"{reader.path}: the model has {n_model} outputs, the checkpoint's "
+                f"classifier {n_ckpt} classes. Expected the same count (or 1000 for a "
+                "1001-class checkpoint ported without its background class). Fix: verify "
+                "the model against the checkpoint it was ported from.",
+                report,
+            )
+        if report is not None and report.background != "none":
+            if (report.background == "dropped") != drop_bg:
+                raise VerificationError(
+                    f"Cannot verify: the report says the background class was "
+                    f"{report.background}, but the model has {n_model} outputs for a "
+                    f"{n_ckpt}-class checkpoint. Fix: pass the report of this model's port.",
+                    report,
+                )
+        sg = _slim.build_graph(
+            recipe.net,
+            shape,
+            n_ckpt,
+            scope=scope,
+            net_kwargs=recipe.net_kwargs,
+            arg_scope=recipe.arg_scope,
+        )
+        images = np.random.default_rng(seed).normal(0.0, 1.0, (batch, *shape)).astype(np.float32)
+        fetch = {"logits": sg.logits}
+        layers = {}
+        for key, layer in recipe.endpoints:
+            key = key.replace("{scope}", scope)
+            if key not in sg.end_points:
+                continue
+            fetch[key] = sg.end_points[key]
+            layers[key] = layer or trace.layer_for_tensor(sg.end_points[key], scope)
+        slim_out = _slim.run_graph(sg, reader, images, fetch)
+    finally:
+        if reader is not checkpoint:
+            reader.close()
     import keras
 
+    # model.inputs/outputs, not model.input/output: those are undefined on a Sequential
+    (inputs,) = model.inputs
     sub = keras.Model(
-        model.input, [model.output] + [model.get_layer(n).output for n in layers.values()]
+        inputs, [model.outputs[0]] + [model.get_layer(n).output for n in layers.values()]
     )
     keras_out = [np.asarray(o) for o in sub(images, training=False)]
     ref_logits = slim_out["logits"].reshape(batch, -1)
-    if report is not None and report.background == "dropped":
+    if drop_bg:
         ref_logits = ref_logits[:, 1:]
     pairs = {"logits": (ref_logits, keras_out[0])}
     for (key, _), out in zip(layers.items(), keras_out[1:]):
@@ -773,6 +1046,7 @@ def export(
 
     The names and shapes are those the Slim net creates (built in a private graph), so
     `slim.assign_from_checkpoint_fn` and `tf.compat.v1.train.Saver` load the result.
+    Entries the recipe drops on purpose (Inception V3's AuxLogits) are not written.
 
     Args:
         model: a model built by `recipe` (e.g. returned by `port`).
@@ -788,10 +1062,13 @@ def export(
     from . import _slim
 
     recipe = get_recipe(recipe)
+    _slim_net(recipe, "export")
     scope = scope or recipe.scope
     n = int(model.output_shape[-1]) + (1 if background else 0)
     shape = tuple(model.input_shape[1:])
-    sg = _slim.build_graph(recipe.net, shape, n, scope=scope, net_kwargs=recipe.net_kwargs)
+    sg = _slim.build_graph(
+        recipe.net, shape, n, scope=scope, net_kwargs=recipe.net_kwargs, arg_scope=recipe.arg_scope
+    )
     slim_shapes = sg.variable_shapes()
     rules = Rules([(recipe.expand(p, scope), r) for p, r in recipe.rules])
     transforms = [(re.compile(recipe.expand(p, scope)), t) for p, t in recipe.transforms]

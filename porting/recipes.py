@@ -46,9 +46,12 @@ class Recipe:
 
     Attributes:
         name: registry key, ``"slim:vgg_16"``.
-        net: the `tf_slim.nets` function name, ``"vgg_16"`` (used to run Slim for
-            verification and to list Slim names on export); ``None`` for recipes of
-            custom models.
+        net: the Slim network that verification runs and export reads names from:
+            a `tf_slim.nets` function name (``"vgg_16"``), or, for a custom model, your
+            Slim network function, called as ``net(inputs, num_classes=...,
+            is_training=False, scope=...)`` and returning ``(logits, end_points)``;
+            ``None`` when there is none (`port` works, `verify_port` and `export`
+            refuse with a `RecipeError`).
         scope: the network's default top variable scope in a checkpoint.
         target: a human description of the Keras model built.
         build: ``build(spec) -> keras.Model`` with fresh weights.
@@ -65,10 +68,12 @@ class Recipe:
             a keras layer of ``None`` means "the traced layer of that tensor".
         naming: ``"layers"`` or ``"ordinal"`` (see module docstring).
         net_kwargs: extra keyword arguments for the Slim net function.
+        arg_scope: for a custom `net` function, a function returning the Slim
+            ``arg_scope`` to build it in (``tf_slim.nets`` nets use their own).
     """
 
     name: str
-    net: str | None
+    net: str | Callable[..., Any] | None
     scope: str
     target: str
     build: Callable[[BuildSpec], Any]
@@ -82,6 +87,12 @@ class Recipe:
     endpoints: tuple[tuple[str, str | None], ...] = ()
     naming: str = "layers"
     net_kwargs: dict[str, Any] = field(default_factory=dict)
+    arg_scope: Callable[[], Any] | None = None
+
+    @property
+    def net_name(self) -> str:
+        """The net's short name: `net` if it is a name, else the part after ``:``."""
+        return self.net if isinstance(self.net, str) else self.name.split(":")[-1]
 
     def expand(self, template: str, scope: str | None = None) -> str:
         return template.replace("{scope}", re.escape(scope or self.scope))

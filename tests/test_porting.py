@@ -8,9 +8,12 @@ nets.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
+import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -20,16 +23,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tfunite as tu
-from tfunite.errors import CheckpointError, LoadError
+from tfunite.errors import CheckpointError, LoadError, RuleError
 from tfunite.porting import (
+    BuildSpec,
     OutputError,
+    PortArgumentError,
+    Recipe,
     RecipeError,
+    VerificationError,
     _slim,
     export,
     port,
     port_custom,
     recipes,
     register_recipe,
+    verify_port,
 )
 from tfunite.porting.recipes import RECIPES
 
@@ -40,7 +48,7 @@ CASES = {
     "alexnet_v2": (224, 10, 224),  # fc6 is a 5x5 VALID conv: needs pool5 of 5x5
     "overfeat": (231, 10, 231),  # fc6 is a 6x6 VALID conv
     "vgg_a": (224, 10, 224),  # fc6 is a 7x7 VALID conv
-    "vgg_16": (224, 10, 224),
+    "vgg_16": (224, 1001, 224),  # 1001 classes: the background round trip below
     "vgg_19": (224, 10, 224),
     "inception_v1": (224, 10, 224),  # a fixed 7x7 VALID average pool at the end
     "inception_v2": (64, 10, 64),
@@ -142,6 +150,15 @@ def test_background_class_dropped_by_default_and_kept_on_request(ckpt):
     )
     logits = [e for e in r_drop.transformed if "logits" in e.source]
     assert logits and all("background" in str(e.to_dict()["transform"]) for e in logits)
+    # Without a report, the dropped background class is read off the model's 1000 outputs.
+    alone = verify_port(m_drop, path, "slim:resnet_v2_50")
+    assert alone["ok"] and alone["outputs"]["logits"]["shape"] == [2, 1000]
+    with pytest.raises(
+        VerificationError,
+        match=r"Cannot verify: the report says the background class was dropped, but the model "
+        r"has 1001 outputs for a 1001-class checkpoint\. Fix: pass the report of this model",
+    ):
+        verify_port(m_keep, path, "slim:resnet_v2_50", r_drop)
 
 
 def test_training_state_and_aux_logits_are_dropped_on_purpose(tmp_path):
@@ -297,6 +314,31 @@ def test_round_trip_through_keras_applications_model_with_background(ckpt, tmp_p
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def _assert_same_tensors(src, dst, skip=None):
+    """`dst` holds exactly `src`'s entries (but those matching the regex `skip`), equal."""
+    ra, rb = tf.train.load_checkpoint(src), tf.train.load_checkpoint(dst)
+    names = sorted(ra.get_variable_to_shape_map())
+    kept = [k for k in names if not (skip and re.search(skip, k))]
+    assert kept and sorted(rb.get_variable_to_shape_map()) == kept
+    for k in kept:  # one tensor at a time: VGG's fc6 alone is 400 MB
+        np.testing.assert_array_equal(ra.get_tensor(k), rb.get_tensor(k), err_msg=k)
+    return [k for k in names if k not in kept]
+
+
+@pytest.mark.parametrize("net", ["vgg_16", "inception_v3"])
+def test_round_trip_keeping_the_background_class_is_exact(net, ckpt, tmp_path):
+    """1001 classes kept: vgg_16 inverts its fc6 reshape and fc7/fc8 squeezes,
+    inception_v3 its ordinal layer names; Inception's AuxLogits are neither ported nor
+    exported (a Keras InceptionV3 has no auxiliary classifier)."""
+    src = ckpt(net)
+    model, report = port(src, f"slim:{net}", input_shape=_input(net), keep_background=True)
+    assert report.background == "kept" and model.output_shape == (None, 1001)
+    dst = str(tmp_path / "back.ckpt")
+    export(model, f"slim:{net}", dst)
+    left_out = _assert_same_tensors(src, dst, skip="/AuxLogits/")
+    assert bool(left_out) == (net == "inception_v3"), left_out
+
+
 # ----------------------------------------------------------------- bad inputs
 def test_checkpoint_of_another_net_says_which_net(ckpt):
     with pytest.raises(
@@ -324,6 +366,8 @@ def test_missing_tensor(ckpt, tmp_path):
     ) as info:
         port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
     assert info.value.report.counts()["missing"] == 1
+    # strict=False only tolerates unexpected entries: not offered as the fix here.
+    assert "no-strict" not in str(info.value) and "strict=False" not in str(info.value)
 
 
 def test_wrong_shape(ckpt, tmp_path):
@@ -346,7 +390,11 @@ def test_unexpected_entries_refused_when_strict(ckpt, tmp_path):
     values["resnet_v1_50/extra_head/weights"] = np.zeros((3, 3), np.float32)
     path = str(tmp_path / "u.ckpt")
     _slim.write_raw(values, path)
-    with pytest.raises(LoadError, match=r"1 unexpected .*\n.*resnet_v1_50/extra_head/weights"):
+    with pytest.raises(
+        LoadError,
+        match=r"(?s)1 unexpected .*\n.*resnet_v1_50/extra_head/weights.*Fix: add rules mapping "
+        r"these entries .* or use strict=False \(CLI: --no-strict\) to ignore them",
+    ):
         port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
     _, report = port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3), strict=False)
     assert [e.source for e in report.unexpected] == ["resnet_v1_50/extra_head/weights"]
@@ -367,8 +415,58 @@ def test_duplicate_recipe_raises():
 
 
 def test_unreadable_checkpoint(tmp_path):
-    with pytest.raises(CheckpointError, match=r"Cannot read a TF checkpoint at .*nothing\.ckpt"):
+    with pytest.raises(
+        CheckpointError, match=r"nothing\.ckpt does not exist .*Fix: check the path"
+    ):
         port(str(tmp_path / "nothing.ckpt"), "slim:vgg_16")
+
+
+def _truncated_copy(prefix, folder):
+    """A copy of the V2 checkpoint `prefix` whose data file is cut in half."""
+    dst = str(folder / "cut.ckpt")
+    shutil.copy(prefix + ".index", dst + ".index")
+    with open(prefix + ".data-00000-of-00001", "rb") as f:
+        data = f.read()
+    with open(dst + ".data-00000-of-00001", "wb") as f:
+        f.write(data[: len(data) // 2])
+    return dst
+
+
+def test_truncated_checkpoint_is_refused_before_anything_is_built(ckpt, tmp_path):
+    cut = _truncated_copy(ckpt("resnet_v1_50"), tmp_path)
+    out = tmp_path / "m.keras"
+    with pytest.raises(
+        CheckpointError,
+        match=r"cut\.ckpt is truncated: its index describes \d+ bytes of tensor data but the "
+        r"data file\(s\) hold \d+ bytes\. Nothing was loaded\. Fix: restore",
+    ):
+        port(cut, "slim:resnet_v1_50", input_shape=(64, 64, 3), output=str(out))
+    assert not out.exists() and not [f for f in os.listdir(tmp_path) if f.startswith(".")]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"input_shape": (16, 16, 3)},
+            r"Input shape \(16, 16, 3\) is too small for slim:resnet_v1_50: its Slim net needs "
+            r"at least 32x32 \(default 224x224\)\. Fix: pass input_shape=\(32, 32, 3\) or "
+            r"larger \(CLI: --input-size 32\)",
+        ),
+        (
+            {"input_shape": (64, 64)},
+            r"input_shape=\(64, 64\) is not an image shape: expected \(height, width, "
+            r"channels\), three positive integers",
+        ),
+        (
+            {"dry_run": True, "verify": True},
+            r"port\(dry_run=True, verify=True\): .* a dry run loads nothing\. Fix: drop one",
+        ),
+    ],
+)
+def test_bad_arguments_are_refused_before_the_checkpoint_is_read(tmp_path, kwargs, message):
+    with pytest.raises(PortArgumentError, match=message):  # the checkpoint does not exist
+        port(str(tmp_path / "none.ckpt"), "slim:resnet_v1_50", **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -472,7 +570,8 @@ def test_custom_model_with_assignment_map(tmp_path):
         LoadError, match=r"(?s)missing.*conv1/kernel.*unexpected.*net/logits/biases"
     ):
         port_custom(path, model, {"net/conv1/": "conv1/"}, print_plan=False)
-    # assignment_map renames scopes, not leaf names: Slim 'weights' -> Keras 'kernel' rules
+    # assignment_map alone renames scopes, not leaf names: Slim 'weights' -> Keras 'kernel'
+    # needs pairs (alone, or after the map in a mixed list: see the scope-map test below)
     report = port_custom(
         path,
         model,
@@ -490,6 +589,36 @@ _LEAF_RULES = [
     (r"net/logits/biases", "head/bias"),
 ]
 _LOGITS_RESHAPE = {r"net/logits/weights": tu.Reshape((144, 3), source_shape=(6, 6, 4, 3))}
+
+
+def test_custom_port_of_a_truncated_checkpoint_leaves_the_model_unchanged(tmp_path):
+    path = str(tmp_path / "c.ckpt")
+    _custom_checkpoint(path)
+    cut = _truncated_copy(path, tmp_path)
+    model = _custom_model()
+    before = [np.array(w) for w in model.weights]
+    with pytest.raises(CheckpointError, match=r"cut\.ckpt is truncated: .*Nothing was loaded"):
+        port_custom(cut, model, _LEAF_RULES, _LOGITS_RESHAPE, drop=["global_step"])
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(np.array(w), b)
+
+
+def test_corruption_inside_the_data_names_what_was_already_assigned(tmp_path):
+    """A flipped byte keeps the file size: TF's checksum finds it when the tensor is read."""
+    path = str(tmp_path / "c.ckpt")
+    _custom_checkpoint(path)
+    with open(path + ".data-00000-of-00001", "r+b") as f:  # the last tensor in the file
+        f.seek(-8, os.SEEK_END)
+        byte = f.read(1)
+        f.seek(-8, os.SEEK_END)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(
+        CheckpointError,
+        match=r"tensor 'net/logits/weights' cannot be read .*Fix: restore the checkpoint from a "
+        r"good copy\. 3 of 4 weights of model '\w+' had already been assigned \(from "
+        r"net/conv1/biases, net/conv1/weights, net/logits/biases\); reload the model",
+    ):
+        port_custom(path, _custom_model(), _LEAF_RULES, _LOGITS_RESHAPE, drop=["global_step"])
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
@@ -511,6 +640,138 @@ def test_keras_file_gets_the_mode_of_a_plain_open(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == mode  # not mkstemp's 0600
+
+
+# A custom Slim network (not in tf_slim.nets) and its Keras twin.
+def _tiny_slim_net(inputs, num_classes=3, is_training=False, scope="net"):
+    slim = _slim.ensure_slim()
+    with tf.compat.v1.variable_scope(scope, "net", [inputs]):
+        conv = slim.conv2d(inputs, 4, [3, 3], padding="VALID", scope="conv1")
+        flat = slim.flatten(conv)
+        logits = slim.fully_connected(flat, num_classes, activation_fn=None, scope="logits")
+    return logits, {f"{scope}/conv1": conv}
+
+
+def _tiny_keras(spec):
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(spec.input_shape),
+            keras.layers.Conv2D(4, 3, activation="relu", name="features.conv1"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(spec.num_classes, name="features.logits"),
+        ],
+        name="tiny",
+    )
+
+
+TINY = Recipe(
+    name="custom:tiny",
+    net=_tiny_slim_net,
+    scope="net",
+    target="a Keras Sequential twin of _tiny_slim_net",
+    build=_tiny_keras,
+    rules=(
+        (r"{scope}/(.+)/weights", r"features/\1/kernel"),
+        (r"{scope}/(.+)/biases", r"features/\1/bias"),
+    ),
+    logits=(r"{scope}/logits/(weights|biases)",),
+    default_size=8,
+    min_size=8,
+    endpoints=(("{scope}/conv1", "features.conv1"),),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("tiny") / "tiny.ckpt")
+    _slim.write_random_checkpoint(_tiny_slim_net, path, (8, 8, 3), 3, scope="net")
+    return path
+
+
+def test_custom_recipe_with_its_own_slim_net_verifies_and_exports(tiny_ckpt, tmp_path):
+    model, report = port(tiny_ckpt, TINY, verify=True)
+    v = report.verification
+    assert v["ok"] and set(v["outputs"]) == {"logits", "net/conv1"}
+    assert all(d["max_rel"] <= RTOL for d in v["outputs"].values())
+    dst = str(tmp_path / "back.ckpt")
+    export(model, TINY, dst)
+    assert _assert_same_tensors(tiny_ckpt, dst) == []
+
+
+@pytest.mark.parametrize(
+    "net, why",
+    [
+        (None, r"it has no Slim network \(Recipe\.net is None\), and {what} runs Slim's own"),
+        ("tiny_net", r"its net 'tiny_net' is not a network of tf_slim\.nets \(known: alexnet_v2,"),
+    ],
+)
+def test_recipe_without_a_usable_slim_net_cannot_verify_or_export(tiny_ckpt, tmp_path, net, why):
+    recipe = dataclasses.replace(TINY, net=net)
+    model, _ = port(tiny_ckpt, recipe)  # porting itself needs no Slim net
+    fix = r".*Fix: set Recipe\(net=\.\.\.\) to .*(your Slim network function|tf_slim\.nets)"
+    for what, call in (
+        ("verify", lambda: verify_port(model, tiny_ckpt, recipe)),
+        ("export", lambda: export(model, recipe, str(tmp_path / "x.ckpt"))),
+    ):
+        with pytest.raises(
+            RecipeError,
+            match=rf"Cannot {what} with recipe 'custom:tiny': " + why.format(what=what) + fix,
+        ):
+            call()
+    assert os.listdir(tmp_path) == []
+
+
+def test_verify_refuses_a_model_of_another_class_count(tiny_ckpt, tmp_path):
+    path = str(tmp_path / "five.ckpt")
+    _slim.write_random_checkpoint(_tiny_slim_net, path, (8, 8, 3), 5, scope="net")
+    model, _ = port(tiny_ckpt, TINY)
+    with pytest.raises(
+        VerificationError,
+        match=r"Cannot verify model 'tiny' against .*five\.ckpt: the model has 3 outputs, the "
+        r"checkpoint's classifier 5 classes\..*Fix: verify the model against the checkpoint",
+    ):
+        verify_port(model, path, TINY)
+
+
+def test_verify_names_a_variable_the_checkpoint_lacks(tiny_ckpt, tmp_path):
+    values = _all_tensors(tiny_ckpt)
+    del values["net/conv1/biases"]
+    path = str(tmp_path / "partial.ckpt")
+    _slim.write_raw(values, path)
+    model, _ = port(tiny_ckpt, TINY)
+    with pytest.raises(
+        CheckpointError,
+        match=r"partial\.ckpt has no entry for 1 variable\(s\) of the Slim net, first "
+        r"'net/conv1/biases'.*Fix: pass the checkpoint of this net",
+    ):
+        verify_port(model, path, TINY)
+
+
+def test_custom_port_with_a_scope_map_and_leaf_renames_matches_slim(tiny_ckpt):
+    model = _tiny_keras(BuildSpec(3, (8, 8, 3), "net", "tiny"))
+    # The scope map renames net/ -> features/, then the pairs rename Slim's leaves.
+    rules = [{"net/": "features/"}, (r"(.*)/weights", r"\1/kernel"), (r"(.*)/biases", r"\1/bias")]
+    report = port_custom(tiny_ckpt, model, rules, print_plan=False)
+    assert report.ok and report.counts()["matched"] == 4
+    entry = next(e for e in report.entries if e.source == "net/conv1/weights")
+    assert entry.target == "features/conv1/kernel"
+    assert entry.rule == r"'net/(.*)' -> 'features/\\1' then '(.*)/weights' -> '\\1/kernel'"
+    sg = _slim.build_graph(_tiny_slim_net, (8, 8, 3), 3, scope="net")
+    x = np.random.default_rng(4).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    slim_logits = _slim.run_graph(sg, tiny_ckpt, x, {"logits": sg.logits})["logits"]
+    assert float(np.max(np.abs(slim_logits))) > 1e-3
+    np.testing.assert_allclose(np.asarray(model(x)), slim_logits, rtol=1e-6, atol=1e-6)
+
+
+def test_a_rule_list_item_that_is_neither_a_map_nor_a_pair(tiny_ckpt):
+    with pytest.raises(
+        RuleError,
+        match=r"Invalid rule 'weights' in a rule list: expected an assignment_map dict .* or a "
+        r"\(regex, replacement\) pair",
+    ):
+        port_custom(tiny_ckpt, _custom_model(), [{"net/": "features/"}, "weights"])
 
 
 def test_export_that_fails_mid_write_leaves_no_temporary_files(tmp_path):
@@ -543,6 +804,16 @@ def test_export_that_fails_between_data_and_index_says_the_checkpoint_is_inconsi
     ):
         write_checkpoint({"w": np.ones((2, 2), np.float32)}, str(tmp_path / "back.ckpt"))
     assert sorted(os.listdir(tmp_path)) == ["back.ckpt.data-00000-of-00001", "back.ckpt.index"]
+
+
+def test_export_into_a_missing_folder(tiny_ckpt, tmp_path):
+    model, _ = port(tiny_ckpt, TINY)
+    with pytest.raises(
+        OutputError,
+        match=r"Cannot write checkpoint '.*x\.ckpt': the directory '.*nodir' does not exist or "
+        r"is not writable\. Fix: create it",
+    ):
+        export(model, TINY, str(tmp_path / "nodir" / "x.ckpt"))
 
 
 def test_report_json_serializable(ckpt):

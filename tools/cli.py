@@ -83,11 +83,11 @@ def cmd_port(args: argparse.Namespace) -> int:
 
 
 def _read_all(path: str, progress: bool) -> tuple[Any, dict, dict]:
-    from tfunite.porting import checkpoint_shapes
-    from tfunite.porting.engine import _reader
+    from tfunite.porting.engine import checkpoint_shapes, open_reader
 
-    shapes, dtypes = checkpoint_shapes(path)
-    return _reader(path), shapes, dtypes
+    reader = open_reader(path)  # checks the data files are complete
+    shapes, dtypes = checkpoint_shapes(reader)
+    return reader, shapes, dtypes
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -168,7 +168,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     comparable = [n for n in common if n not in bad]
     with _progress(not args.json and not args.no_progress, len(comparable), "Comparing") as step:
         for n in comparable:
-            a, b = ra.get_tensor(n), rb.get_tensor(n)
+            a, b = ra.read(n), rb.read(n)
             if isinstance(a, np.ndarray) and a.dtype.kind in "fiub":
                 d = (
                     float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
