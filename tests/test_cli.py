@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -46,10 +47,30 @@ def small(tmp_path_factory):
     return root, a, b
 
 
+@pytest.fixture(scope="module")
+def truncated(small):
+    """A copy of the `small` checkpoint whose data file is cut in half."""
+    root, a, _ = small
+    dst = str(root / "cut.ckpt")
+    shutil.copy(a + ".index", dst + ".index")
+    with open(a + ".data-00000-of-00001", "rb") as f:
+        data = f.read()
+    with open(dst + ".data-00000-of-00001", "wb") as f:
+        f.write(data[: len(data) // 2])
+    return dst
+
+
 def run(capsys, *argv):
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def _json_error(out, code):
+    """The JSON object --json prints on stdout when a command fails."""
+    data = json.loads(out)
+    assert data["code"] == code and isinstance(data["error"], str) and data["error"]
+    return data
 
 
 def test_help_exits_0(capsys):
@@ -71,10 +92,22 @@ def test_version_exits_0(capsys):
 
 
 def test_usage_error_exits_2(capsys):
+    code, out, err = run(capsys, "port")
+    assert code == 2 and out == ""
+    assert err.startswith("usage: tfunite port")
+    assert "tfunite port: error: the following arguments are required: checkpoint" in err
+    # With --json, stdout gets the error too.
+    code, out, err = run(capsys, "diff", "only_one.ckpt", "--json")
+    assert code == 2 and "required: checkpoint_b" in _json_error(out, 2)["error"]
+
+
+def test_help_states_the_exit_codes(capsys):
     with pytest.raises(SystemExit) as e:
-        cli.main(["port"])
-    assert e.value.code == 2
-    assert "the following arguments are required" in capsys.readouterr().err
+        cli.main(["diff", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 same, 1 different, 2 trouble" in text
+    assert "0 same, 1 different, 2 trouble" in " ".join(cli.__doc__.split())
 
 
 def test_inspect_table_and_json(capsys, small):
@@ -118,6 +151,53 @@ def test_diff_reports_every_kind_of_difference(capsys, small):
     assert abs(d["values"][0]["max_abs_diff"] - 0.5) < 1e-6
     code, out, _ = run(capsys, "diff", a, b, "--no-progress")
     assert code == 1 and "only in A" in out and "different values" in out
+
+
+def _write(path, values):
+    _slim.write_raw({k: np.asarray(v, np.float32) for k, v in values.items()}, str(path))
+    return str(path)
+
+
+def test_diff_nan_and_inf_are_differences_whatever_atol(capsys, tmp_path):
+    nan, inf = float("nan"), float("inf")
+    a = _write(
+        tmp_path / "a.ckpt",
+        {"same_nan": [nan, 1.0], "nan_vs_num": [1.0, nan], "inf_sign": [inf], "near": [1.0]},
+    )
+    b = _write(
+        tmp_path / "b.ckpt",
+        {"same_nan": [nan, 1.0], "nan_vs_num": [1.0, 0.5], "inf_sign": [-inf], "near": [1.25]},
+    )
+    code, out, _ = run(capsys, "diff", a, b, "--json", "--atol", "1e9")
+    assert code == 1
+    d = json.loads(out)  # strict JSON: no NaN or Infinity literals
+    assert not d["identical"] and d["compared"] == 4
+    by_name = {v["name"]: v for v in d["values"]}
+    assert set(by_name) == {"nan_vs_num", "inf_sign"}  # NaN == NaN; 'near' within atol
+    assert by_name["nan_vs_num"]["nonfinite_mismatches"] == 1
+    assert by_name["nan_vs_num"]["first_nonfinite_mismatch"] == {
+        "index": [1],
+        "a": "nan",
+        "b": "0.5",
+    }
+    assert by_name["inf_sign"]["first_nonfinite_mismatch"]["b"] == "-inf"
+    code, out, _ = run(capsys, "diff", a, b, "--no-progress")
+    assert code == 1
+    assert "nan_vs_num: 1 NaN/inf mismatch(es), first at [1]: A nan, B 0.5" in out
+    assert "near: max abs difference 0.25" in out and "the checkpoints differ" in out
+    # The same checkpoint with NaN in it is identical to itself.
+    code, out, _ = run(capsys, "diff", a, a, "--no-progress")
+    assert code == 0 and "identical" in out
+
+
+def test_diff_of_an_unreadable_checkpoint_exits_2(capsys, small, truncated, tmp_path):
+    _, a, _ = small
+    code, out, err = run(capsys, "diff", a, truncated, "--no-progress")
+    assert code == 2 and out == ""
+    assert err.startswith("tfunite diff: error: Checkpoint ") and "cut.ckpt is truncated" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, out, err = run(capsys, "diff", str(tmp_path / "none.ckpt"), a, "--json")
+    assert code == 2 and "none.ckpt does not exist" in _json_error(out, 2)["error"]
 
 
 def test_port_dry_run_json_writes_nothing(capsys, small):
@@ -169,6 +249,8 @@ def test_port_unknown_recipe_exits_2(capsys, small):
     assert code == 2 and out == ""
     assert err.startswith("tfunite port: error: Unknown recipe 'slim:resnet_v3'. Known recipes:")
     assert "Traceback" not in err
+    code, out, err = run(capsys, "port", a, "-r", "slim:resnet_v3", "-o", "x.keras", "--json")
+    assert _json_error(out, 2)["error"].startswith("Unknown recipe 'slim:resnet_v3'.")
 
 
 def test_port_wrong_net_exits_1(capsys, small):
@@ -177,27 +259,50 @@ def test_port_wrong_net_exits_1(capsys, small):
     assert code == 1
     assert "is not a slim:vgg_16 checkpoint: it looks like slim:resnet_v1_50" in err
     assert "Traceback" not in err
+    code, out, _ = run(capsys, "port", a, "-r", "slim:vgg_16", "-o", "x.keras", "--json")
+    assert code == 1 and "it looks like slim:resnet_v1_50" in _json_error(out, 1)["error"]
 
 
-def test_port_missing_and_mismatched_exits_1_json_report(capsys, small):
-    root, _, b = small
-    out_path = root / "bad.keras"
+def test_port_truncated_checkpoint_exits_1_and_writes_nothing(capsys, small, truncated):
+    root, _, _ = small
+    out_path = root / "from_cut.keras"
+    argv = ["port", truncated, "-r", "slim:resnet_v1_50", "--input-size", "32", "-o"]
+    code, out, err = run(capsys, *argv, str(out_path))
+    assert code == 1 and out == "" and not out_path.exists()
+    assert err.startswith("tfunite port: error: Checkpoint ") and "cut.ckpt is truncated" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, out, _ = run(capsys, *argv, str(out_path), "--json")
+    assert "is truncated" in _json_error(out, 1)["error"] and not out_path.exists()
+
+
+def test_port_unreadable_checkpoint_json(capsys, tmp_path):
     code, out, err = run(
-        capsys,
-        "port",
-        b,
-        "--recipe",
-        "slim:resnet_v1_50",
-        "--input-size",
-        "32",
-        "--json",
-        "-o",
-        str(out_path),
+        capsys, "port", str(tmp_path / "no.ckpt"), "-r", "slim:resnet_v1_50", "--dry-run", "--json"
     )
-    assert code == 1 and not out_path.exists()
-    data = json.loads(out)
-    assert data["counts"]["missing"] == 1 and data["counts"]["mismatched"] == 1
-    assert "logits/bias" in err and "Keras weight expects (64,)" in err
+    assert code == 1 and "no.ckpt does not exist" in _json_error(out, 1)["error"]
+    assert "no.ckpt does not exist" in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--input-size", "0"], "argument --input-size: expected a positive integer, got 0"),
+        (["--input-size", "x"], "argument --input-size: expected a positive integer, got 'x'"),
+        (["--dry-run", "--verify"], "--verify compares the loaded model with Slim, and --dry-run"),
+        (
+            ["--input-size", "16", "--dry-run"],
+            "Input shape (16, 16, 3) is too small for slim:resnet_v1_50: its Slim net needs at "
+            "least 32x32 (default 224x224). Fix: pass input_shape=(32, 32, 3) or larger (CLI: "
+            "--input-size 32).",
+        ),
+    ],
+)
+def test_port_bad_arguments_exit_2(capsys, small, extra, message):
+    _, a, _ = small
+    code, out, err = run(capsys, "port", a, "-r", "slim:resnet_v1_50", *extra)
+    assert code == 2 and out == "" and message in err and "Traceback" not in err
+    code, out, _ = run(capsys, "port", a, "-r", "slim:resnet_v1_50", *extra, "--json")
+    assert message in _json_error(out, 2)["error"]
 
 
 def test_port_progress_on_a_terminal_and_off(capsys, small, monkeypatch):
@@ -225,6 +330,28 @@ def test_port_progress_on_a_terminal_and_off(capsys, small, monkeypatch):
     assert err == ""
 
 
+def test_port_missing_and_mismatched_exits_1_json_report(capsys, small):
+    root, _, b = small
+    out_path = root / "bad.keras"
+    code, out, err = run(
+        capsys,
+        "port",
+        b,
+        "--recipe",
+        "slim:resnet_v1_50",
+        "--input-size",
+        "32",
+        "--json",
+        "-o",
+        str(out_path),
+    )
+    assert code == 1 and not out_path.exists()
+    data = _json_error(out, 1)
+    assert data["counts"]["missing"] == 1 and data["counts"]["mismatched"] == 1
+    assert "logits/bias" in err and "Keras weight expects (64,)" in err
+    assert "--no-strict" not in err  # it would not help with missing or mismatched entries
+
+
 def test_port_unwritable_output_exits_1(capsys, small):
     root, a, _ = small
     code, _, err = run(
@@ -245,9 +372,11 @@ def test_port_without_output_exits_2(capsys, small):
     assert code == 2 and "-o/--output is required" in err
 
 
-def test_inspect_unreadable_exits_1(capsys, tmp_path):
+def test_inspect_unreadable_exits_1(capsys, tmp_path, truncated):
     code, _, err = run(capsys, "inspect", str(tmp_path / "none.ckpt"))
     assert code == 1 and "none.ckpt does not exist" in err and "Traceback" not in err
+    code, out, err = run(capsys, "inspect", truncated, "--json")
+    assert code == 1 and "cut.ckpt is truncated" in _json_error(out, 1)["error"]
 
 
 def test_doctor_and_compat_dispatch_lazily(monkeypatch, capsys):

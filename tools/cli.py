@@ -6,14 +6,17 @@
     tfunite recipes
     tfunite doctor ... / tfunite compat ...      (see their own --help)
 
-Exit codes: 0 success (for ``diff``: identical), 1 failure (for ``diff``: different),
-2 usage error (bad arguments, unknown recipe, a missing subcommand module). Errors go
-to stderr as one message, without a traceback.
+Exit codes: 0 success, 1 failure, 2 usage error (bad arguments, unknown recipe, a
+missing subcommand module). ``diff`` follows diff/cmp: 0 same, 1 different, 2 trouble
+(an unreadable or truncated checkpoint, bad arguments). Errors go to stderr as one
+message, without a traceback; with ``--json``, stdout also gets a JSON object
+``{"error": message, "code": exit code}`` (plus the port report when there is one).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -21,7 +24,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_DIFFERENT, EXIT_TROUBLE = 1, 2  # `tfunite diff`, as diff(1) and cmp(1)
 
 
 def _quiet_tf() -> None:
@@ -44,12 +50,45 @@ class CliError(Exception):
         self.code = code
 
 
+class _ArgumentError(Exception):
+    """argparse's usage error, raised instead of exiting so that --json can report it."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise _ArgumentError(self, message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 # --------------------------------------------------------------------- commands
 def cmd_port(args: argparse.Namespace) -> int:
-    from tfunite.porting import RecipeError, port
+    from tfunite.porting import PortArgumentError, RecipeError, port
 
     if not args.dry_run and not args.output:
         raise CliError("port: -o/--output is required unless --dry-run is given.", EXIT_USAGE)
+    if args.dry_run and args.verify:
+        raise CliError(
+            "port: --verify compares the loaded model with Slim, and --dry-run loads nothing. "
+            "Fix: drop one of them.",
+            EXIT_USAGE,
+        )
+    if args.dry_run and args.output:
+        from tfunite.porting.engine import check_output
+
+        check_output(args.output)
     size = args.input_size
     try:
         model, report = port(
@@ -64,17 +103,8 @@ def cmd_port(args: argparse.Namespace) -> int:
             output=args.output if not args.dry_run else None,
             progress=not args.no_progress,
         )
-    except RecipeError as e:
+    except (RecipeError, PortArgumentError) as e:
         raise CliError(str(e), EXIT_USAGE) from None
-    except Exception as e:
-        report = getattr(e, "report", None)
-        if args.json and report is not None:
-            print(json.dumps({**report.to_dict(), "error": str(e)}, indent=2))
-        raise
-    if args.dry_run and args.output:
-        from tfunite.porting.engine import check_output
-
-        check_output(args.output)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -82,29 +112,33 @@ def cmd_port(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_all(path: str, progress: bool) -> tuple[Any, dict, dict]:
-    from tfunite.porting.engine import checkpoint_shapes, open_reader
+def _open(path: str) -> Any:
+    """A checkpoint reader whose data files were checked (CheckpointError otherwise)."""
+    from tfunite.porting.engine import open_reader
 
-    reader = open_reader(path)  # checks the data files are complete
-    shapes, dtypes = checkpoint_shapes(reader)
-    return reader, shapes, dtypes
+    return open_reader(path)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    import numpy as np
+    from tfunite.porting.engine import checkpoint_shapes
 
-    _, shapes, dtypes = _read_all(args.checkpoint, False)
+    reader = _open(args.checkpoint)
+    try:
+        shapes, dtypes = checkpoint_shapes(reader)
+        entries = reader.entries
+    finally:
+        reader.close()
     rows = []
     for name in sorted(shapes):
-        dt = np.dtype(dtypes[name]) if dtypes[name] not in ("string", "resource") else None
-        n = int(np.prod(shapes[name])) if shapes[name] else 1
+        dt = entries[name][1]
+        n = int(np.prod(shapes[name], dtype=np.int64)) if shapes[name] else 1
         rows.append(
             {
                 "name": name,
                 "shape": list(shapes[name]),
                 "dtype": dtypes[name],
                 "size": n,
-                "bytes": n * dt.itemsize if dt is not None else None,
+                "bytes": n * dt.itemsize if dtypes[name] != "string" else None,
             }
         )
     total = sum(r["bytes"] or 0 for r in rows)
@@ -144,11 +178,81 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
-    import numpy as np
+def compare_values(name: str, a: np.ndarray, b: np.ndarray, atol: float) -> dict | None:
+    """None if `a` and `b` are equal (floats: within `atol`), else what differs.
 
-    ra, sa, da = _read_all(args.checkpoint_a, False)
-    rb, sb, db = _read_all(args.checkpoint_b, False)
+    Floats: NaN equals NaN at the same position and an infinity the same infinity;
+    any other pair with a NaN or an infinity is a *non-finite mismatch*, whatever
+    `atol`. ``max_abs_diff`` is over the positions where both values are finite.
+    """
+    out = {"name": name, "max_abs_diff": 0.0, "nonfinite_mismatches": 0}
+    if a.dtype.kind == "f" and b.dtype.kind == "f":
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        finite = np.isfinite(a64) & np.isfinite(b64)
+        same_special = (np.isnan(a64) & np.isnan(b64)) | (~finite & (a64 == b64))
+        bad = ~finite & ~same_special
+        diff = np.abs(np.subtract(a64, b64, out=np.zeros_like(a64), where=finite))
+        out["max_abs_diff"] = float(diff.max()) if diff.size else 0.0
+        out["nonfinite_mismatches"] = int(bad.sum())
+        if out["nonfinite_mismatches"]:
+            idx = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            out["first_nonfinite_mismatch"] = {
+                "index": [int(i) for i in idx],
+                "a": str(float(a64[idx])),
+                "b": str(float(b64[idx])),
+            }
+        elif out["max_abs_diff"] <= atol:
+            return None
+        return out
+    if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+        if np.array_equal(a, b):
+            return None
+        d = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+        if atol and d <= atol:
+            return None
+        out["max_abs_diff"] = d
+        return out
+    if np.array_equal(a, b):
+        return None
+    out["max_abs_diff"] = None
+    return out
+
+
+def _describe(d: dict) -> str:
+    parts = []
+    if d["nonfinite_mismatches"]:
+        f = d["first_nonfinite_mismatch"]
+        parts.append(
+            f"{d['nonfinite_mismatches']} NaN/inf mismatch(es), first at {f['index']}: "
+            f"A {f['a']}, B {f['b']}"
+        )
+    if d["max_abs_diff"] is None:
+        parts.append("values differ (not numeric)")
+    elif d["max_abs_diff"] or not parts:
+        label = "max abs difference" + (" of finite values" if parts else "")
+        parts.append(f"{label} {d['max_abs_diff']:.6g}")
+    return f"  {d['name']}: " + "; ".join(parts)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from tfunite.errors import TfuniteError
+
+    try:
+        with contextlib.ExitStack() as stack:
+            ra = _open(args.checkpoint_a)
+            stack.callback(ra.close)
+            rb = _open(args.checkpoint_b)
+            stack.callback(rb.close)
+            return _diff(args, ra, rb)
+    except (TfuniteError, OSError) as e:
+        raise CliError(str(e), EXIT_TROUBLE) from None
+
+
+def _diff(args: argparse.Namespace, ra: Any, rb: Any) -> int:
+    from tfunite.porting.engine import _progress, checkpoint_shapes
+
+    sa, da = checkpoint_shapes(ra)
+    sb, db = checkpoint_shapes(rb)
     only_a = sorted(set(sa) - set(sb))
     only_b = sorted(set(sb) - set(sa))
     common = sorted(set(sa) & set(sb))
@@ -163,24 +267,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
     ]
     bad = {d["name"] for d in layout}
     values = []
-    from tfunite.porting.engine import _progress
-
     comparable = [n for n in common if n not in bad]
-    with _progress(not args.json and not args.no_progress, len(comparable), "Comparing") as step:
+    with _progress(not args.no_progress, len(comparable), "Comparing") as step:
         for n in comparable:
-            a, b = ra.read(n), rb.read(n)
-            if isinstance(a, np.ndarray) and a.dtype.kind in "fiub":
-                d = (
-                    float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
-                    if a.size
-                    else 0.0
-                )
-            else:
-                d = 0.0 if np.array_equal(a, b) else float("inf")
-            if d > args.atol:
-                values.append({"name": n, "max_abs_diff": d})
+            a, b = np.asarray(ra.read(n)), np.asarray(rb.read(n))
+            d = compare_values(n, a, b, args.atol)
+            if d is not None:
+                values.append(d)
             step()
     same = not (only_a or only_b or layout or values)
+    values.sort(
+        key=lambda d: (
+            -d["nonfinite_mismatches"],
+            -(d["max_abs_diff"] if d["max_abs_diff"] is not None else float("inf")),
+        )
+    )
     result = {
         "a": args.checkpoint_a,
         "b": args.checkpoint_b,
@@ -197,7 +298,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         con = _console()
         con.print(
             f"A: {args.checkpoint_a} ({len(sa)} entries)\nB: {args.checkpoint_b} "
-            f"({len(sb)} entries)"
+            f"({len(sb)} entries)",
+            markup=False,
+            highlight=False,
         )
         for label, names in (("only in A", only_a), ("only in B", only_b)):
             if names:
@@ -213,16 +316,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
                     markup=False,
                 )
         if values:
-            con.print(f"[bold]{len(values)} with different values[/bold] (max abs difference):")
-            for d in sorted(values, key=lambda d: -d["max_abs_diff"]):
-                con.print(f"  {d['name']}: {d['max_abs_diff']:.6g}", markup=False)
+            con.print(f"[bold]{len(values)} with different values[/bold]:")
+            for d in values:
+                con.print(_describe(d), markup=False)
         con.print(
             "identical"
             if same
             else f"{len(comparable) - len(values)} of "
-            f"{len(comparable)} common entries equal (atol {args.atol:g})"
+            f"{len(comparable)} common entries equal (atol {args.atol:g}); the checkpoints "
+            "differ"
         )
-    return EXIT_OK if same else EXIT_FAIL
+    return EXIT_OK if same else EXIT_DIFFERENT
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
@@ -280,10 +384,12 @@ def _version() -> str:
 
 # ----------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tfunite",
         description="Port, inspect and compare TensorFlow checkpoints; check the environment.",
-        epilog="Exit codes: 0 ok, 1 failure (diff: checkpoints differ), 2 usage error.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage error; diff: 0 same, 1 different, "
+        "2 trouble (unreadable checkpoint, bad arguments). With --json a failure also "
+        'prints {"error": ..., "code": ...} on stdout.',
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -315,9 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--input-size",
-        type=int,
+        type=_positive_int,
         metavar="N",
-        help="square input size (default: the net's Slim default)",
+        help="square input size (default: the net's Slim default; at least the recipe's "
+        "min_size, see `tfunite recipes --json`)",
     )
     p.add_argument("--scope", help="the net's top scope in the checkpoint, if not Slim's default")
     p.add_argument(
@@ -326,7 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ignore checkpoint entries that map to no Keras weight",
     )
     p.add_argument("--verbose", "-v", action="store_true", help="list one-to-one renames too")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no status of the phases (read, build, plan, load, verify, save) on stderr; "
+        "it is shown only when stderr is a terminal",
+    )
     p.set_defaults(func=cmd_port)
 
     p = sub.add_parser("inspect", help="list a checkpoint's names, shapes, dtypes and sizes")
@@ -334,17 +446,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("diff", help="compare two checkpoints (exit 1 if they differ)")
+    p = sub.add_parser(
+        "diff",
+        help="compare two checkpoints (exit 0 same, 1 different, 2 trouble)",
+        description="Compare two checkpoints entry by entry: names, shapes, dtypes and "
+        "values. NaN equals NaN at the same position; NaN or inf against any other value "
+        "is a difference whatever --atol.",
+        epilog="Exit codes, as diff/cmp: 0 same, 1 different, 2 trouble (an unreadable, "
+        "truncated or corrupt checkpoint; bad arguments).",
+    )
     p.add_argument("checkpoint_a")
     p.add_argument("checkpoint_b")
     p.add_argument(
         "--atol",
         type=float,
         default=0.0,
-        help="value differences up to this are equal (default: exact)",
+        help="finite value differences up to this are equal (default: exact)",
     )
     p.add_argument("--json", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("recipes", help="list the porting recipes")
@@ -360,6 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(prog: str, message: str, code: int, as_json: bool, report: Any = None) -> int:
+    """Report a failure: one message on stderr; with --json also a JSON object on stdout."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    if as_json:
+        payload = dict(report.to_dict()) if hasattr(report, "to_dict") else {}
+        payload.update(error=message, code=code)
+        print(json.dumps(payload, indent=2, default=str))
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tfunite`` console script; returns the exit code."""
     parser = build_parser()
@@ -371,21 +501,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=argv[0], args=argv[1:], func=_delegate(argv[0], _DELEGATES[argv[0]])
         )
     else:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except _ArgumentError as e:
+            e.parser.print_usage(sys.stderr)
+            return _fail(e.parser.prog, str(e), EXIT_USAGE, "--json" in argv)
     _quiet_tf()
     from tfunite.errors import TfuniteError
 
+    as_json = bool(getattr(args, "json", False))
+    # diff: any trouble is exit 2, as diff(1) and cmp(1); elsewhere a failure is 1.
+    fail = EXIT_TROUBLE if args.command == "diff" else EXIT_FAIL
+    prog = f"tfunite {args.command}"
     try:
         return args.func(args)
     except CliError as e:
-        print(f"tfunite {args.command}: error: {e}", file=sys.stderr)
-        return e.code
+        return _fail(prog, str(e), e.code, as_json)
     except (TfuniteError, OSError) as e:
-        print(f"tfunite {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_FAIL
+        return _fail(prog, str(e), fail, as_json, getattr(e, "report", None))
     except KeyboardInterrupt:
-        print("tfunite: interrupted", file=sys.stderr)
-        return 130
+        return _fail(prog, "interrupted", 130, as_json)
 
 
 if __name__ == "__main__":
