@@ -1,0 +1,390 @@
+"""Direct access to a TF V2 checkpoint bundle: its index, and checksums of its data.
+
+TensorFlow checks a tensor's CRC32C only when it reads that tensor, so a load that reads
+and assigns one tensor at a time would find a flipped byte in the data file only after
+the tensors before it were assigned. `Bundle` reads the bundle's `.index` itself, so a
+load can check the checksum of every tensor it is about to assign before it assigns the
+first one, and can then assign POD tensors straight from the checked bytes.
+
+The `.index` file is a LevelDB-format table (TF's `tsl/lib/io/table`): a 48-byte footer
+(two varint block handles, zero padding, the magic number), an index block whose values
+are the handles of the data blocks, and data blocks of prefix-compressed entries
+(varint shared, non-shared and value lengths, the key's new bytes, the value) followed
+by a restart array; every block ends with a trailer (compression byte, masked CRC32C).
+The entry of the empty key is a serialized `BundleHeaderProto`; every other value is a
+`BundleEntryProto` (dtype, shape, shard, offset, size, masked CRC32C of the data).
+
+Anything this module does not know for sure how to read (a compressed block, a
+big-endian bundle, an entry TensorFlow does not list the same way, a file that cannot
+be memory-mapped) raises `Unsupported`: the caller then checks the data by reading each
+tensor once through TensorFlow instead. A checksum, size or structure that is wrong
+raises `CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CheckpointError
+
+_MAGIC = 0xDB4775248B80FB57
+_FOOTER = 48
+_TRAILER = 5  # compression type byte + masked CRC32C of the block and that byte
+_MASK_DELTA = 0xA282EAD8
+_DT_STRING = 7
+_RESTORE_FIX = (
+    "Fix: restore the checkpoint from a good copy (a save interrupted mid-write never "
+    "replaces the previous checkpoint of a tu.save directory)."
+)
+
+
+class Unsupported(Exception):
+    """The bundle uses something this module does not read; load as TF reads instead."""
+
+
+def mask(crc: int) -> int:
+    """TF's (and LevelDB's) masked CRC32C, as stored in the index."""
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def unmask(masked: int) -> int:
+    rot = (masked - _MASK_DELTA) & 0xFFFFFFFF
+    return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
+
+
+def crc32c(data, crc: int = 0) -> int:
+    """CRC32C of a bytes-like object (hardware-accelerated where the CPU has it)."""
+    import crc32c as _crc32c
+
+    return _crc32c.crc32c(data, crc)
+
+
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise ValueError("varint runs past its block")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+# POD dtypes (TF DataType enum -> numpy dtype name) assigned straight from the checked
+# bytes; TF stores them raw, in the bundle's byte order (little-endian, checked).
+_POD = {
+    1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8",
+    8: "complex64", 9: "int64", 10: "bool", 14: "bfloat16", 17: "uint16",
+    18: "complex128", 19: "float16", 22: "uint32", 23: "uint64",
+}
+
+
+def _numpy_dtype(dtype: int) -> np.dtype | None:
+    name = _POD.get(dtype)
+    if name is None:
+        return None
+    if name == "bfloat16":
+        import ml_dtypes  # what TensorFlow itself uses for bfloat16 arrays
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def _sliced_name(key: str) -> str:
+    """The tensor name in a slice entry's key (TF's OrderedCode: a 0 byte, then the name
+    with 0x00 written 0x00 0xff and 0xff written 0xff 0x00, ended by 0x00 0x01)."""
+    raw = key.encode("utf8", "surrogateescape")[1:]
+    end = raw.find(b"\x00\x01")
+    raw = raw[:end] if end >= 0 else raw
+    return raw.replace(b"\x00\xff", b"\x00").replace(b"\xff\x00", b"\xff").decode("utf8", "replace")
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    dtype: int              # TF DataType enum
+    shape: tuple[int, ...]
+    shard: int
+    offset: int
+    size: int
+    crc: int                # masked CRC32C, as stored
+    sliced: bool            # a partitioned tensor: its data is in slice entries
+
+
+class Bundle:
+    """The index of a V2 bundle `prefix.index`, and checked access to its data files."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.index_path = prefix + ".index"
+        self.entries: dict[str, Entry] = {}
+        self.slice_entries: list[Entry] = []  # the data of partitioned tensors
+        self._maps: dict[int, tuple[mmap.mmap | None, int]] = {}
+        try:
+            with open(self.index_path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise Unsupported(f"cannot read {self.index_path}: {e.strerror}") from None
+        self._parse(raw)
+
+    # ------------------------------------------------------------------ index
+    def _parse(self, raw: bytes) -> None:
+        from google.protobuf.message import DecodeError
+        from tensorflow.core.protobuf import tensor_bundle_pb2 as pb
+
+        if len(raw) < _FOOTER or struct.unpack_from("<Q", raw, len(raw) - 8)[0] != _MAGIC:
+            raise Unsupported("no table footer")
+        footer = len(raw) - _FOOTER
+        try:
+            _, pos = _varint(raw, footer, footer + 40)  # metaindex offset
+            _, pos = _varint(raw, pos, footer + 40)     # metaindex size
+            index_offset, pos = _varint(raw, pos, footer + 40)
+            index_size, pos = _varint(raw, pos, footer + 40)
+        except ValueError as e:
+            raise Unsupported(str(e)) from None
+        header = None
+        try:
+            for _, handle in self._block_entries(raw, index_offset, index_size, "index"):
+                offset, pos = _varint(handle, 0, len(handle))
+                size, _ = _varint(handle, pos, len(handle))
+                for key, value in self._block_entries(raw, offset, size, "data"):
+                    if header is None:
+                        if key != b"":
+                            raise Unsupported("the first entry is not the bundle header")
+                        header = pb.BundleHeaderProto.FromString(value)
+                    else:
+                        self._add(key, pb.BundleEntryProto.FromString(value))
+        except (ValueError, DecodeError) as e:  # the block checksums held: a layout not known
+            raise Unsupported(str(e)) from None
+        if header is None:
+            raise Unsupported("no bundle header")
+        if header.endianness != pb.BundleHeaderProto.LITTLE or sys.byteorder != "little":
+            raise Unsupported("a big-endian bundle or machine")
+        self.num_shards = int(header.num_shards)
+        if self.num_shards < 1:
+            raise Unsupported(f"{self.num_shards} shards")
+        for entry in [*self.entries.values(), *self.slice_entries]:
+            if not entry.sliced and not 0 <= entry.shard < self.num_shards:
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: the index puts tensor {entry.key!r} in shard "
+                    f"{entry.shard} of {self.num_shards}: the index file is corrupted. "
+                    "Nothing was loaded. " + _RESTORE_FIX)
+
+    def _add(self, key: bytes, proto) -> None:
+        entry = Entry(
+            key=key.decode("utf8", "surrogateescape"), dtype=int(proto.dtype),
+            shape=tuple(int(d.size) for d in proto.shape.dim), shard=int(proto.shard_id),
+            offset=int(proto.offset), size=int(proto.size), crc=int(proto.crc32c),
+            sliced=len(proto.slices) > 0)
+        if proto.shape.unknown_rank or any(d < 0 for d in entry.shape):
+            raise Unsupported(f"entry {entry.key!r} has no full shape")
+        if key.startswith(b"\x00"):  # the keys of slices (checkpoint::EncodeTensorNameSlice)
+            self.slice_entries.append(entry)
+        else:
+            self.entries[entry.key] = entry
+
+    def _block_entries(self, raw: bytes, offset: int, size: int, what: str
+                       ) -> Iterator[tuple[bytes, bytes]]:
+        end = offset + size
+        if end + _TRAILER > len(raw) - _FOOTER or size < 4:
+            raise Unsupported(f"{what} block outside the file")
+        kind = raw[end]
+        stored = struct.unpack_from("<I", raw, end + 1)[0]
+        block = raw[offset:end]
+        if unmask(stored) != crc32c(raw[end:end + 1], crc32c(block)):
+            raise CheckpointError(
+                f"Checkpoint {self.prefix}: a block of its index file {self.index_path} fails "
+                "its checksum: the index is corrupted. Nothing was loaded. " + _RESTORE_FIX)
+        if kind != 0:
+            raise Unsupported(f"compressed {what} block (type {kind})")
+        restarts = struct.unpack_from("<I", block, size - 4)[0]
+        limit = size - 4 * (restarts + 1)
+        if restarts < 1 or limit < 0:
+            raise Unsupported(f"bad restart array in a {what} block")
+        pos, key = 0, b""
+        try:
+            while pos < limit:
+                shared, pos = _varint(block, pos, limit)
+                non_shared, pos = _varint(block, pos, limit)
+                length, pos = _varint(block, pos, limit)
+                if shared > len(key) or pos + non_shared + length > limit:
+                    raise ValueError("entry runs past its block")
+                key = key[:shared] + block[pos:pos + non_shared]
+                pos += non_shared
+                yield key, block[pos:pos + length]
+                pos += length
+        except ValueError as e:
+            raise Unsupported(f"{what} block: {e}") from None
+
+    # ------------------------------------------------------------------ data
+    def data_path(self, shard: int) -> str:
+        return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
+
+    def _map(self, shard: int) -> tuple[mmap.mmap | None, int]:
+        if shard not in self._maps:
+            path = self.data_path(shard)
+            try:
+                f = open(path, "rb")
+            except FileNotFoundError:
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: data file {path} is missing. Expected all "
+                    f"{self.num_shards} data file(s) next to the .index file. Nothing was "
+                    "loaded. Fix: copy the .data-* file(s) there."
+                ) from None
+            except OSError as e:
+                raise Unsupported(f"cannot open {path}: {e.strerror}") from None
+            with f:
+                size = os.fstat(f.fileno()).st_size
+                try:
+                    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+                except (OSError, ValueError) as e:
+                    raise Unsupported(f"cannot map {path}: {e}") from None
+            self._maps[shard] = (mm, size)
+        return self._maps[shard]
+
+    def _range(self, entry: Entry, what: str) -> memoryview:
+        mm, have = self._map(entry.shard)
+        if entry.offset + entry.size > have:
+            raise CheckpointError(
+                f"Checkpoint {self.prefix} is truncated: {what} needs bytes "
+                f"{entry.offset}..{entry.offset + entry.size} of {self.data_path(entry.shard)}, "
+                f"which holds {have} bytes. Nothing was loaded. " + _RESTORE_FIX)
+        if entry.size == 0:
+            return memoryview(b"")
+        return memoryview(mm)[entry.offset:entry.offset + entry.size]
+
+    def _release(self, entry: Entry) -> None:
+        mm, _ = self._maps.get(entry.shard, (None, 0))
+        if mm is None or entry.size == 0 or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start = entry.offset - entry.offset % mmap.PAGESIZE
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, start, entry.offset + entry.size - start)
+        except (OSError, ValueError):
+            pass
+
+    def release(self, key: str) -> None:
+        """Drop the pages of tensor `key` from this process's resident memory (they stay
+        in the page cache): checking and loading a bundle hold one tensor's pages at a
+        time, not the whole data file."""
+        self._release(self.entries[key])
+
+    def checkable(self, entry: Entry) -> bool:
+        if entry.sliced:
+            return all(not part.sliced and self.checkable(part) for part in self.slice_entries)
+        return _numpy_dtype(entry.dtype) is not None or entry.dtype == _DT_STRING
+
+    def check(self, key: str, name: str) -> bool:
+        """Check the CRC32C of tensor `key` against the index; `name` is what errors call
+        it. False if this module cannot check its dtype (the caller reads it through
+        TensorFlow instead); raises CheckpointError if its data is wrong."""
+        entry = self.entries[key]
+        if not self.checkable(entry):
+            return False
+        if entry.sliced:
+            # Check every slice entry (the data of all partitioned tensors of the bundle):
+            # a superset, so no decoding of slice specs decides what is checked.
+            for part in self.slice_entries:
+                self._check_one(part, f"a slice of tensor {_sliced_name(part.key)!r}")
+        else:
+            self._check_one(entry, f"tensor {name!r}")
+        return True
+
+    def _check_one(self, entry: Entry, what: str) -> None:
+        dtype = _numpy_dtype(entry.dtype)
+        if dtype is not None:
+            count = int(np.prod(entry.shape, dtype=np.int64))
+            if entry.size != count * dtype.itemsize:
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: the index gives {what} "
+                    f"({dtype.name} {list(entry.shape)}) {entry.size} bytes of data, expected "
+                    f"{count * dtype.itemsize}: the index file is corrupted. Nothing was "
+                    "loaded. " + _RESTORE_FIX)
+            data = self._range(entry, what)
+            got = crc32c(data)
+            data.release()
+        else:
+            got = self._string_crc(entry, what)
+            if got is None:
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: {what} is corrupted: its string "
+                    f"lengths run past its {entry.size} bytes at offset {entry.offset} of "
+                    f"{os.path.basename(self.data_path(entry.shard))}. Nothing was loaded. "
+                    + _RESTORE_FIX)
+        self._release(entry)
+        want = unmask(entry.crc)
+        if got != want:
+            raise CheckpointError(
+                f"Checkpoint {self.prefix}: {what} is corrupted: its "
+                f"{entry.size} bytes at offset {entry.offset} of data file "
+                f"{os.path.basename(self.data_path(entry.shard))} should have CRC32C "
+                f"{want:08x} (from the index) but have {got:08x}. Nothing was loaded. "
+                + _RESTORE_FIX)
+
+    def _string_crc(self, entry: Entry, what: str) -> int | None:
+        """The CRC TF's ReadStringTensor computes: each length as uint32 (uint64 if it
+        does not fit), the 4 stored bytes of the lengths' checksum, the string bytes.
+        None if the lengths run past the tensor's bytes."""
+        count = int(np.prod(entry.shape, dtype=np.int64))
+        if count == 0 or entry.size == 0:
+            return 0
+        data = self._range(entry, what)
+        try:
+            raw = data.tobytes() if entry.size <= (1 << 20) else data
+            pos, total, end = 0, 0, entry.size
+            packed = bytearray()
+            for _ in range(count):
+                try:
+                    n, pos = _varint(raw, pos, end)
+                except ValueError:
+                    return None
+                packed += struct.pack("<I", n) if n <= 0xFFFFFFFF else struct.pack("<Q", n)
+                total += n
+            crc = crc32c(packed)
+            if pos + 4 + total > end:
+                return None
+            return crc32c(data[pos:pos + 4 + total], crc)
+        finally:
+            data.release()
+
+    def array(self, key: str) -> np.ndarray | None:
+        """Tensor `key` as a read-only numpy view of its bytes in the data file, or None
+        if it is not POD (strings) or is partitioned. Its CRC32C is checked again first,
+        so the bytes assigned are the bytes checked even if the file changed since
+        `check`. `release(key)` when the view was consumed."""
+        entry = self.entries[key]
+        dtype = _numpy_dtype(entry.dtype)
+        if dtype is None or entry.sliced:
+            return None
+        if entry.size == 0:
+            return np.zeros(entry.shape, dtype)
+        data = self._range(entry, f"tensor {key!r}")
+        got = crc32c(data)
+        data.release()
+        if got != unmask(entry.crc):
+            raise CheckpointError(
+                f"Checkpoint {self.prefix}: tensor {key!r} changed in data file "
+                f"{os.path.basename(self.data_path(entry.shard))} during the load (its CRC32C "
+                f"was {unmask(entry.crc):08x} when checked, now {got:08x}). Fix: do not write "
+                "to a checkpoint while it loads; load it again.")
+        mm, _ = self._map(entry.shard)
+        return np.frombuffer(mm, dtype, int(np.prod(entry.shape, dtype=np.int64)),
+                             entry.offset).reshape(entry.shape)
+
+    def close(self) -> None:
+        maps, self._maps = self._maps, {}
+        for mm, _ in maps.values():
+            if mm is not None:
+                try:
+                    mm.close()
+                except BufferError:
+                    pass  # a view is still alive (TF frees numpy inputs lazily): unmapped when it dies
