@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from .bundle import Bundle, Unsupported
 from .errors import CheckpointError, LoadError, RuleError
 from .owner import Owner, canonical
 from .rules import Rules, RuleSpec, Transform
@@ -87,6 +88,8 @@ class TFReader(Reader):
         for name, key in self._keys.items():
             self.entries[name] = (tuple(shapes[key]), np.dtype(dtypes[key].as_numpy_dtype))
         self._all = {k: (tuple(shapes[k]), dtypes[k]) for k in shapes}
+        self._bundle: Bundle | None = None
+        self._checked: set[str] = set()  # names whose bytes `check` verified in the bundle
 
     def read(self, name: str) -> np.ndarray:
         try:
@@ -131,6 +134,50 @@ class TFReader(Reader):
                 "Fix: restore the checkpoint from a good copy (a save interrupted mid-write "
                 "never replaces the previous checkpoint of a tu.save directory)."
             )
+
+    def check(self, names: list[str]) -> None:
+        """Check the data of every named tensor, before a load assigns the first one.
+
+        In a V2 bundle, each tensor's CRC32C is computed over its bytes in the data file
+        and compared with its index entry (bundle.py); `checked` then serves the checked
+        bytes of POD tensors. A tensor this cannot check (a V1 file, a bundle layout
+        bundle.py does not read, an exotic dtype) is read once through TensorFlow, which
+        checks it, and dropped: all-or-nothing still, at the cost of a second read.
+        """
+        rest = names
+        if self.v2:
+            try:
+                self._bundle = self._bundle or Bundle(self.prefix)
+                rest = []
+                for name in names:
+                    key = self._keys[name]
+                    entry = self._bundle.entries.get(key)
+                    if entry is None or (entry.shape, entry.dtype) != (
+                            self._all[key][0], self._all[key][1].as_datatype_enum):
+                        raise Unsupported(f"{key!r} is not what TensorFlow reads")
+                    if self._bundle.check(key, name):
+                        self._checked.add(name)
+                    else:
+                        rest.append(name)
+            except (Unsupported, ImportError):
+                self._checked.clear()
+                rest = names
+        for name in rest:
+            self.read(name)
+
+    def checked(self, name: str) -> np.ndarray | None:
+        """The bytes `check` verified of POD tensor `name`, as a read-only array (None if
+        not available: read it with `read`/`read_tensor`)."""
+        return self._bundle.array(self._keys[name]) if name in self._checked else None
+
+    def release(self, name: str) -> None:
+        """Done with `checked(name)`: its pages leave this process's resident memory."""
+        if name in self._checked:
+            self._bundle.release(self._keys[name])
+
+    def close(self) -> None:
+        if self._bundle is not None:
+            self._bundle.close()
 
 
 class H5Reader(Reader):
@@ -513,25 +560,31 @@ def load(owner: Owner | Mapping[str, tf.Variable], path: str | os.PathLike,
         if dry_run:
             return report
         reader.verify()
+        tf_file = isinstance(reader, TFReader)
+        if tf_file:  # every checksum, before the first assignment
+            reader.check([match.source for match, _, _ in steps])
         assign = _assigner(owner, session)
-        fast = session is None and isinstance(reader, TFReader)
+        fast = session is None and tf_file
         done: list[str] = []
         for match, var, transform in steps:
             try:
-                if fast and transform is None:
+                value = reader.checked(match.source) if tf_file else None
+                if value is None and fast and transform is None:
                     value = reader.read_tensor(match.source)
-                else:
+                elif value is None:
                     value = reader.read(match.source)
-                    value = transform.forward(value) if transform else value
+                value = transform.forward(value) if transform else value
             except CheckpointError as e:
-                # Metadata and file sizes were valid, so this is corruption inside the data
-                # (caught by TF's per-tensor CRC). Say exactly what was already assigned.
+                # Checked before the first assignment: the file changed during the load.
+                # Say exactly what was already assigned.
                 raise CheckpointError(
                     f"{e} {len(done)} of {len(steps)} variables had already been assigned "
                     f"({', '.join(done[:5])}{', ...' if len(done) > 5 else ''}); reload a good "
                     "checkpoint before using the model."
                 ) from None
             assign(var, value)
+            if tf_file:
+                reader.release(match.source)
             done.append(match.target)
         report.applied = True
         return report

@@ -164,16 +164,19 @@ def test_truncated_index_and_v1(owner, tmp_path):
 
 
 def test_corrupted_data_detected(owner, tmp_path):
-    """A flipped byte keeps the file size, so only TF's per-tensor CRC sees it, when that
-    tensor is read. Loads stream one tensor at a time (no second full copy in memory), so
-    the error must say exactly which variables were already assigned (known limitation)."""
+    """A flipped byte keeps the file size: every tensor's CRC32C is checked before the
+    first assignment, so the load is refused whole (more cases in test_bundle.py)."""
     prefix = tu.save(owner, tmp_path / "ck")
     data = prefix + ".data-00000-of-00001"
     raw = bytearray(open(data, "rb").read())
     raw[len(raw) // 2] ^= 0xFF
     open(data, "wb").write(bytes(raw))
-    with pytest.raises(tu.CheckpointError, match=r"tensor '.+' cannot be read .*Checksum does not match.*the data file is corrupted.* \d+ of 8 variables had already been assigned"):
+    for v in owner.variables.values():
+        v.assign(tf.zeros_like(v))
+    before = snapshot(owner)
+    with pytest.raises(tu.CheckpointError, match=r"tensor '.+' is corrupted: .* should have CRC32C [0-9a-f]{8} \(from the index\) but have [0-9a-f]{8}\. Nothing was loaded\. Fix:"):
         tu.load(owner, tmp_path / "ck")
+    assert_unchanged(owner, before)
 
 
 def _checkpoint_without(owner, tmp_path, drop=(), extra=None, change=None):
