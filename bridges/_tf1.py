@@ -22,12 +22,22 @@ afterwards, so nothing grows from call to call (Slim's end_points collections di
 
 In a TF1 `tf.Graph`, the code runs natively (variables in `GLOBAL_VARIABLES`,
 regularizers in `REGULARIZATION_LOSSES`, batch-norm updates in `UPDATE_OPS`, so Saver
-and TF1 training code see what they expect); later calls run under `reuse=True`.
+and TF1 training code see what they expect); later calls run under `reuse=True`. Every
+variable must come from the graph's variable store (`get_variable`): a loose
+`tf.Variable` is refused on the first call already. A failed call leaves the graph's
+collections, its variable store and the scope counters as they were; its ops stay (a
+TF1 graph cannot delete ops), so a variable whose name such an op took would be renamed
+(`fc/weights_1`): that is refused too (`NAME_TAKEN`), never loaded under a wrong name.
 
-In every mode the variable-scope counters are restored after each call, like
-`tf.compat.v1.make_template` does: a layer without an explicit scope gets the same
-default name (`fully_connected`, not `fully_connected_1`) on every call, so it reuses
-its variables instead of creating a new set.
+Variable-scope counters (what makes an unscoped layer `fully_connected` or
+`fully_connected_1`) follow `tf.compat.v1.make_template`: every later call runs with the
+counters the first call started from, so a layer without an explicit scope gets the
+same default name on every call and reuses its variables instead of creating a new
+set; the later call's own counts are then dropped. Eagerly and in `tf.function` the
+first call's counts are dropped too (nothing else shares its private store). In a TF1
+graph the first call's counts stay, as native code's would: code built after the owner
+in the same graph (native Slim/TFLearn, a TFLearn `DNN`, another owner) gets
+`fully_connected_1`, not a name that collides with the owner's variables.
 """
 
 from __future__ import annotations
@@ -72,6 +82,16 @@ ALREADY_EXISTS = (
 )
 
 
+NAME_TAKEN = (
+    "Owner {owner!r} ({framework}): variable {name!r} would be created as {got!r} in graph "
+    "{graph:#x}, because the graph already has an op named {name!r} (left by an earlier "
+    "call that failed: a TF1 graph cannot delete ops, or built by other code under that "
+    "name). Expected the TF1 name, which checkpoints hold; a renamed variable would not "
+    "match them. Fix: build the model in a fresh tf.Graph() after a failed build, or "
+    "under its own scope."
+)
+
+
 def _store_class() -> type:
     try:
         from tf_keras.src.legacy_tf_layers.variable_scope_shim import _EagerVariableStore
@@ -105,6 +125,27 @@ def _make_store(tf1: TF1Variables) -> Any:
     return _Store()
 
 
+class _CountingStore(vs._VariableStore):
+    """A TF1 graph's variable store seen through a counter: shares the wrapped store's
+    variables (its dicts), delegates creation to it, and counts in `tf1._store_creating`
+    while it runs (the wrapped store may be another owner's `_CountingStore`)."""
+
+    def __init__(self, inner: Any, tf1: TF1Variables):
+        super().__init__()
+        self._vars = inner._vars
+        self._partitioned_vars = inner._partitioned_vars
+        self._store_eager_variables = inner._store_eager_variables
+        self._tfunite = (inner, tf1)
+
+    def _get_single_variable(self, *args: Any, **kwargs: Any) -> Any:
+        inner, tf1 = self._tfunite
+        tf1._store_creating += 1
+        try:
+            return inner._get_single_variable(*args, **kwargs)
+        finally:
+            tf1._store_creating -= 1
+
+
 @dataclass
 class CallRecord:
     """What one call of TF1-style code did.
@@ -135,6 +176,8 @@ class TF1Variables:
         self._store_creating = 0
         self._graph_vars: list[tf.Variable] = []
         self._graph: tf.Graph | None = None
+        # TF1 graph: the variable-scope counters the first call started from.
+        self._first_counts: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -168,15 +211,27 @@ class TF1Variables:
     def call(self) -> Iterator[CallRecord]:
         """Run one call of the framework code inside this block.
 
-        The first successful call creates the variables and freezes the set; a failed
-        first call discards what it created, so the next call starts clean.
+        The first successful call creates the variables and freezes the set. A failed
+        call leaves nothing behind: a failed first call discards what it created (so
+        the next call starts clean), and in every mode the TF1 collections and the
+        variable-scope counters are restored.
         """
         graph = outer_graph()
         record = CallRecord(graph=graph)
         default = ops.get_default_graph()
+        if graph is not None:
+            # The stores live in the graph's collections: create them before the snapshot,
+            # so that restoring the collections after a failed call never drops them.
+            vs.get_variable_scope_store()
+            vs._get_default_variable_store()
         before = {key: len(default.get_collection(key)) for key in default.get_all_collection_keys()}
         scope_store = vs.get_variable_scope_store()
         saved_counts = dict(scope_store.variable_scopes_count)
+        first_in_graph = graph is not None and not self.frozen
+        if graph is not None and self._first_counts is not None:
+            # A later call: the counters of the first call, so default names repeat.
+            scope_store.variable_scopes_count = dict(self._first_counts)
+        failed = False
         try:
             if graph is None:
                 with self._eager_scope():
@@ -186,19 +241,25 @@ class TF1Variables:
                     yield record
             self.frozen = True
         except BaseException:
+            failed = True
             if not self.frozen:
                 self._store = _make_store(self)
                 self._graph_vars = []
                 self._graph = None
             raise
         finally:
-            scope_store.variable_scopes_count = saved_counts
+            if first_in_graph and not failed:
+                self._first_counts = saved_counts  # the counts advanced stay, as natively
+            else:
+                scope_store.variable_scopes_count = saved_counts
             for key in default.get_all_collection_keys():
                 items = default.get_collection_ref(key)
                 added = items[before.get(key, 0):]
-                if added:
+                if added and not failed:
                     record.collections[key] = list(added)
-                if graph is None:  # eager / tf.function: leave the collections as they were
+                # Eager / tf.function: leave the collections as they were. TF1 graph: keep
+                # what a successful call added (Saver, UPDATE_OPS), drop a failed call's.
+                if graph is None or failed:
                     if key in before:
                         del items[before[key]:]
                     else:
@@ -221,26 +282,47 @@ class TF1Variables:
     def _graph_scope(self, graph: tf.Graph) -> Iterator[None]:
         first = not self.frozen
         created: list[tf.Variable] = []
+        where = f"in graph {id(graph):#x}"
+        store = vs._get_default_variable_store()
+        known = set(store._vars), set(store._partitioned_vars)
 
         def creator(next_creator, **kwargs):
+            if not self._store_creating:
+                raise OwnershipError(LOOSE_VARIABLE.format(
+                    owner=self.owner, framework=self.framework,
+                    name=kwargs.get("name") or "<unnamed>", where=where))
             variable = next_creator(**kwargs)
             created.append(variable)
+            requested = kwargs.get("name")
+            if isinstance(requested, str) and canonical(variable.name) != requested:
+                raise DuplicateVariablesError(NAME_TAKEN.format(
+                    owner=self.owner, framework=self.framework, name=requested,
+                    got=canonical(variable.name), graph=id(graph)))
             return variable
 
         try:
             with contextlib.ExitStack() as stack:
+                stack.enter_context(self._counting_store(store))
                 if not first:
                     stack.enter_context(vs.variable_scope(
                         vs.get_variable_scope(), reuse=True, auxiliary_name_scope=False))
                 stack.enter_context(tf.variable_creator_scope(creator))
                 yield
-        except ValueError as e:
+        except BaseException as e:
+            # Forget what the failed call put in the graph's variable store, so that a
+            # later call (or another owner) does not find it "already exists".
+            for name in set(store._vars) - known[0]:
+                del store._vars[name]
+            for name in set(store._partitioned_vars) - known[1]:
+                del store._partitioned_vars[name]
+            if not isinstance(e, ValueError):
+                raise
             message = str(e)
             missing = re.search(r"Variable (\S+) does not exist", message)
             if missing:
                 raise DuplicateVariablesError(NEW_VARIABLE_ON_LATER_CALL.format(
                     owner=self.owner, framework=self.framework, name=missing.group(1),
-                    where=f"in graph {id(graph):#x}")) from e
+                    where=where)) from e
             exists = re.search(r"Variable (\S+) already exists", message)
             if exists and first:
                 raise DuplicateVariablesError(ALREADY_EXISTS.format(
@@ -250,3 +332,12 @@ class TF1Variables:
         if first:
             self._graph = graph
             self._graph_vars = created
+
+    @contextlib.contextmanager
+    def _counting_store(self, store: Any) -> Iterator[None]:
+        """Count variables that the graph's variable store creates (`get_variable`), so
+        the creator can tell them from loose `tf.Variable`s: for the duration of the call
+        the graph's store is a `_CountingStore` that shares its dicts and delegates to it."""
+        counting = _CountingStore(store, self)
+        with vs.with_variable_store(counting):
+            yield

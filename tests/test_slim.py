@@ -284,6 +284,35 @@ def test_layers_without_scope_reuse_in_graph():
         assert len(owner.variables) == len(tf.compat.v1.global_variables()) == 4
 
 
+def test_unscoped_owner_beside_native_slim_training_in_one_graph():
+    """Code built after the owner in its graph gets the next default names, as natively
+    (fully_connected_2, ...), instead of colliding with the owner's variables."""
+    xv = np.random.RandomState(0).uniform(-1, 1, (8, 3)).astype(np.float32)
+    with tf.Graph().as_default() as graph:
+        x = tf.compat.v1.placeholder(tf.float32, [None, 3])
+        owner = tu.slim(unscoped_fn, name="fc")
+        first = owner(x)
+        native = unscoped_fn(x, True)  # plain Slim, no scopes, same graph
+        other = tu.slim(unscoped_fn, name="other")
+        other(x)
+        again = owner(x, training=True)  # a later call still reuses the first call's names
+        layer = "fully_connected{}/weights".format
+        assert list(owner.variables)[::2] == [layer(""), layer("_1")]
+        assert list(other.variables)[::2] == [layer("_4"), layer("_5")]
+        native_vars = [v for v in tf.compat.v1.trainable_variables()
+                       if v.name.startswith(("fully_connected_2/", "fully_connected_3/"))]
+        assert len(native_vars) == 4 and len(tf.compat.v1.global_variables()) == 12
+        loss = tf.reduce_mean(tf.square(native - 1.0))
+        step = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, var_list=native_vars)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            before = sess.run(first, {x: xv})
+            losses = [sess.run([loss, step], {x: xv})[0] for _ in range(20)]
+            assert losses[-1] < losses[0]  # the native net trains ...
+            np.testing.assert_array_equal(sess.run(first, {x: xv}), before)  # ... alone
+            np.testing.assert_array_equal(sess.run(again, {x: xv}), before)
+
+
 def changing_fn(inputs, is_training):
     net = slim.fully_connected(inputs, 4, scope="fc1")
     if is_training:  # a layer built only on some calls: a new variable on a later call
@@ -310,17 +339,74 @@ def test_new_variable_on_later_call_raises(mode):
     assert list(owner.variables) == ["fc1/weights", "fc1/biases"]
 
 
+def bn_changing_fn(inputs, is_training):
+    net = slim.fully_connected(inputs, 4, scope="fc1", normalizer_fn=slim.batch_norm,
+                               normalizer_params={"is_training": True},
+                               weights_regularizer=slim.l2_regularizer(0.1))
+    if is_training:
+        net = slim.fully_connected(net, 4, scope="extra")
+    return net
+
+
+def test_failed_later_call_in_graph_leaves_collections_unchanged():
+    with tf.Graph().as_default() as graph:
+        owner = tu.slim(bn_changing_fn, name="changing")
+        owner(tf.ones([2, 3]))
+
+        def snapshot():
+            return {key: [id(item) for item in graph.get_collection(key)]
+                    for key in graph.get_all_collection_keys()}
+
+        before = snapshot()
+        keys = tf.compat.v1.GraphKeys
+        assert len(before[keys.UPDATE_OPS]) == 2 and len(before[keys.REGULARIZATION_LOSSES]) == 1
+        with pytest.raises(DuplicateVariablesError, match=r"tried to create variable "
+                           r"'extra/weights' on a later call \(in graph"):
+            owner(tf.ones([2, 3]), training=True)  # batch_norm ran before the failure
+        assert snapshot() == before  # UPDATE_OPS, REGULARIZATION_LOSSES, variables, ...
+        assert [id(u) for u in owner._updates()] == before[keys.UPDATE_OPS]
+        assert len(owner.losses) == 1
+        owner(tf.ones([2, 3]))  # and the owner still works
+        assert len(owner.variables) == 4  # fc1/weights and batch_norm beta, mean, variance
+
+
 def loose_fn(inputs, is_training):
+    net = slim.fully_connected(inputs, 2, scope="fc")
     scale = tf.Variable(2.0, name="scale")  # not get_variable: would be re-created each call
-    return slim.fully_connected(inputs, 2, scope="fc") * scale
+    return net * scale
 
 
-@pytest.mark.parametrize("mode", ["eager", "function"])
+@pytest.mark.parametrize("mode", ["eager", "function", "graph"])
 def test_loose_tf_variable_raises(mode):
+    match = (r"'loose' \(tf_slim\) created variable 'scale' with tf.Variable, outside any "
+             r"TF1 variable scope/store \({}\)\. Expected every variable to come from "
+             r"tf.compat.v1.get_variable .*Fix: create it with slim.model_variable")
+    if mode == "graph":
+        with tf.Graph().as_default():
+            owner = tu.slim(loose_fn, name="loose")
+            with pytest.raises(OwnershipError, match=match.format(r"in graph 0x[0-9a-f]+")):
+                owner(tf.ones([1, 3]))  # refused on the first call, not the second
+            assert not owner.built
+            assert tf.compat.v1.global_variables() == []  # nothing left behind
+            assert tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.MODEL_VARIABLES) == []
+            # The failed call's ops stay in the graph (TF1 cannot delete ops): a retry in
+            # it would get renamed variables (fc/weights_1), which is refused, not hidden.
+            fixed = tu.slim(lambda x, t: slim.fully_connected(x, 2, scope="fc"), name="fixed")
+            with pytest.raises(DuplicateVariablesError, match=r"'fixed' \(tf_slim\): variable "
+                               r"'fc/weights' would be created as 'fc/weights_1' in graph "
+                               r"0x[0-9a-f]+, because the graph already has an op named "
+                               r"'fc/weights' .*Fix: build the model in a fresh tf.Graph\(\)"):
+                fixed(tf.ones([1, 3]))
+            assert tf.compat.v1.global_variables() == []
+        with tf.Graph().as_default():
+            fixed = tu.slim(lambda x, t: slim.fully_connected(x, 2, scope="fc"), name="fixed")
+            fixed(tf.ones([1, 3]))
+            assert list(fixed.variables) == ["fc/weights", "fc/biases"]
+        return
     owner = tu.slim(loose_fn, name="loose")
     call = owner if mode == "eager" else tf.function(lambda x: owner(x))
-    with pytest.raises(OwnershipError, match=r"'loose' \(tf_slim\) created variable 'scale' "
-                                             r"with tf.Variable, outside any TF1 variable"):
+    where = "eagerly" if mode == "eager" else "inside tf.function"
+    with pytest.raises(OwnershipError, match=match.format(where)):
         call(tf.ones([1, 3]))
     assert not owner.built
 

@@ -329,35 +329,51 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
     return x, np.eye(3, dtype="float32")[np.arange(8) % 3]
 
 
+def _mlp_default_names(x):
+    """_mlp with no scopes: TFLearn's default names (FullyConnected, FullyConnected_1)."""
+    x = tflearn.fully_connected(x, 8, activation="relu", regularizer="L2", weight_decay=0.01)
+    x = tflearn.batch_normalization(x)
+    x = tflearn.dropout(x, 0.8)
+    return tflearn.fully_connected(x, 3, activation="softmax")
+
+
 def test_graph_session_owner_beside_a_tflearn_dnn():
+    """An owner and a TFLearn DNN in one graph, both with default layer names: the DNN's
+    layers come after the owner's (FullyConnected_2, ...), as natively, not onto them."""
     xv, yv = _data()
     with tf.Graph().as_default():
-        owner = tu.tflearn(_mlp, name="mlp")
+        owner = tu.tflearn(_mlp_default_names, name="mlp")
         x = tf.compat.v1.placeholder(tf.float32, [None, 6])
         infer, train = owner(x), owner(x, training=True)
         assert list(owner.variables) == [
-            "is_training", "fc1/W", "fc1/b", "bn/beta", "bn/gamma", "bn/moving_mean",
-            "bn/moving_variance", "out/W", "out/b"]
+            "is_training", "FullyConnected/W", "FullyConnected/b", "BatchNormalization/beta",
+            "BatchNormalization/gamma", "BatchNormalization/moving_mean",
+            "BatchNormalization/moving_variance", "FullyConnected_1/W", "FullyConnected_1/b"]
 
         net = tflearn.input_data(shape=[None, 6])  # TFLearn's own model, same graph
-        net = tflearn.fully_connected(net, 8, scope="dnn_fc")
-        net = tflearn.fully_connected(net, 3, activation="softmax", scope="dnn_out")
+        net = tflearn.fully_connected(net, 8)
+        net = tflearn.fully_connected(net, 3, activation="softmax")
         model = tflearn.DNN(tflearn.regression(net, optimizer="sgd", learning_rate=0.1))
+        dnn_w = [v for v in tf.compat.v1.trainable_variables()
+                 if canonical(v.name) in ("FullyConnected_2/W", "FullyConnected_3/W")]
+        assert len(dnn_w) == 2
+        start = model.session.run(dnn_w)
         model.fit(xv, yv, n_epoch=2, batch_size=4, show_metric=False)
+        assert all(np.abs(a - b).max() > 0 for a, b in zip(model.session.run(dnn_w), start))
         assert np.array(model.predict(xv)).shape == (8, 3)
 
         sess = model.session
         owner.initialize(session=sess)
         a, b = sess.run(infer, {x: xv}), sess.run(infer, {x: xv})
         np.testing.assert_array_equal(a, b)
-        mean = owner.variables["bn/moving_mean"]
+        mean = owner.variables["BatchNormalization/moving_mean"]
         np.testing.assert_array_equal(sess.run(mean), np.zeros(8))
         sess.run(train, {x: xv})
         assert np.abs(sess.run(mean)).max() > 0  # batch-norm update ran with the output
         assert sess.run(owner.variables["is_training"])
         losses = owner.losses
         assert len(losses) == 1
-        w = sess.run(owner.variables["fc1/W"])
+        w = sess.run(owner.variables["FullyConnected/W"])
         np.testing.assert_allclose(sess.run(losses[0]), 0.01 * np.sum(w**2) / 2,
                                    rtol=RTOL, atol=ATOL)
         # The owner's flag is shown to its layers only: TFLearn's own stays global.
