@@ -1,7 +1,7 @@
 """The TF-Slim bridge: `tu.slim(fn, name, arg_scope=None)` wraps Slim code into an owner.
 
-`fn(inputs, is_training)` builds with `tf_slim` and returns `net` or `(net, end_points)`,
-like every net in `tf_slim.nets`:
+`fn(inputs, is_training=...)` builds with `tf_slim` and returns `net` or
+`(net, end_points)`, like every net in `tf_slim.nets`, which can be passed directly:
 
 >>> from tf_slim.nets import vgg
 >>> trunk = tu.slim(vgg.vgg_16, name="vgg_16", arg_scope=vgg.vgg_arg_scope())
@@ -9,17 +9,27 @@ like every net in `tf_slim.nets`:
 >>> list(trunk.variables)[0]
 'vgg_16/conv1/conv1_1/weights'
 
+`training` reaches `fn` as `is_training=training` when `fn` has an `is_training`
+parameter (the `tf_slim.nets` functions do; their second positional parameter is
+`num_classes`), as `training=training` when it has a `training` one, and otherwise as
+the second positional argument (`fn(inputs, flag)`). Use `functools.partial(vgg.vgg_16,
+num_classes=10)` for other keyword arguments.
+
 Variables are created once, on the first call, and reused on every later call; their
 canonical names are exactly the TF1 names (a Slim checkpoint's keys). Eagerly and in
 `tf.function` this runs on `bridges._tf1.TF1Variables`; in a TF1 graph it runs natively
-(Saver, `UPDATE_OPS` and `REGULARIZATION_LOSSES` work as TF1 code expects).
+(Saver, `UPDATE_OPS` and `REGULARIZATION_LOSSES` work as TF1 code expects), and Slim
+code built after the owner in the same graph gets the next default names
+(`fully_connected_1`), as it would natively.
 
 - `owner.endpoints`: the end_points of the last call (returned by `fn`, or collected
   from the `*end_points` collections of the call), with no collection growing between
   calls.
 - `owner.losses`: the regularizers Slim's arg_scopes attached (weight decay).
-- Batch-norm statistics update on `training=True` eagerly and in `tf.function`; in a
-  TF1 graph `owner._updates()` gives the `UPDATE_OPS` to run with the train op.
+- Batch-norm statistics update on `training=True` eagerly and in `tf.function`. In a
+  TF1 graph, train with `tu.Optimizer(tf_keras_or_sonnet_optimizer, owner).train_op(loss)`:
+  one op that applies the gradients and runs the `UPDATE_OPS` of the owner's calls
+  (with plain TF1 optimizers, run the `UPDATE_OPS` collection with the train op).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import tensorflow as tf
 from tfunite import fixes
 from tfunite.bridges import legacy  # noqa: F401  (registers the legacy fixes)
 from tfunite.bridges._tf1 import CallRecord, TF1Variables
+from tfunite.naming import training_kwargs
 from tfunite.owner import Owner
 
 _LOSSES_KEY = tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES
@@ -49,10 +60,12 @@ def _import_slim() -> Any:
 
 
 class SlimOwner(Owner):
-    """Owns the variables of a TF-Slim function `fn(inputs, is_training)`.
+    """Owns the variables of a TF-Slim function `fn(inputs, is_training=...)`.
 
     Args:
-        fn: builds the net with tf_slim; returns `net` or `(net, end_points)`.
+        fn: builds the net with tf_slim; returns `net` or `(net, end_points)`. Gets the
+            training flag as `is_training=` (or `training=`) if it has such a
+            parameter, else as its second positional argument.
         name: the owner's name (not a scope: the variables keep Slim's own names).
         arg_scope: an arg_scope dict (e.g. `vgg.vgg_arg_scope()`) applied around `fn`.
     """
@@ -69,7 +82,7 @@ class SlimOwner(Owner):
         if not callable(fn):
             raise TypeError(
                 f"tu.slim(fn, name={name!r}): expected fn to be a function "
-                f"fn(inputs, is_training) -> net or (net, end_points); got "
+                f"fn(inputs, is_training=...) -> net or (net, end_points); got "
                 f"{type(fn).__name__}. Fix: pass e.g. tf_slim.nets.vgg.vgg_16 or a def."
             )
         if arg_scope is not None and not isinstance(arg_scope, dict):
@@ -82,6 +95,9 @@ class SlimOwner(Owner):
         fixes.ensure("slim")
         self._slim = _import_slim()
         self._fn = fn
+        # `is_training=` by keyword where fn has it: tf_slim.nets functions take
+        # (inputs, num_classes, is_training), so a positional flag would be num_classes.
+        self._training_key = next(iter(training_kwargs(fn, False)), None)
         self._arg_scope = arg_scope
         self._tf1 = TF1Variables(owner=name, framework=self.framework)
         self._last_endpoints: dict[str, tf.Tensor] = {}
@@ -98,7 +114,11 @@ class SlimOwner(Owner):
                 # Slim code is TF1 graph code: autograph has nothing to convert in it, and
                 # converting a deep net's every layer call makes tf.function tracing ~10x
                 # slower (resnet_v1_152: 40 s -> 7 s).
-                out = tf.autograph.experimental.do_not_convert(self._fn)(inputs, training)
+                fn = tf.autograph.experimental.do_not_convert(self._fn)
+                if self._training_key is None:
+                    out = fn(inputs, training)
+                else:
+                    out = fn(inputs, **{self._training_key: training})
         net, end_points = out if _is_pair(out) else (out, None)
         self._last_endpoints = (
             dict(end_points) if end_points is not None else _collected_endpoints(record)
@@ -127,8 +147,8 @@ class SlimOwner(Owner):
 
     def _updates(self) -> list[Any]:
         """TF1 graph: the `UPDATE_OPS` (batch-norm moving statistics) the owner's calls
-        created; run them with the train op. Eagerly and in `tf.function` the updates
-        run during the call, so this is empty."""
+        created, which `tu.Optimizer.train_op` runs with the gradient step. Eagerly and
+        in `tf.function` the updates run during the call, so this is empty."""
         return list(self._graph_updates)
 
 

@@ -256,6 +256,29 @@ def test_batch_norm_update_ops_in_session():
             assert not np.allclose(sess.run(mean), start)
 
 
+def test_optimizer_train_op_moves_weights_and_moving_statistics_in_session():
+    tf_keras = pytest.importorskip("tf_keras")
+    with tf.Graph().as_default() as graph:
+        owner = tu.slim(small_fn, name="small")
+        logits = owner(tf.constant(image(6) + 3.0), training=True)
+        loss = tf.reduce_mean(tf.square(logits))
+        opt = tu.Optimizer(tf_keras.optimizers.SGD(0.1), owner)
+        train = opt.train_op(loss)
+        weights, mean = owner.variables["small/logits/weights"], moving_mean(owner)
+        grad = tf.gradients(loss, [weights])[0]
+        batch_mean = tf.reduce_mean(graph.get_tensor_by_name("small/conv1/Relu:0"), [0, 1, 2])
+        with tf.compat.v1.Session(graph=graph) as sess:
+            tu.Parameters("run", model=owner, opt=opt).initialize(session=sess)
+            w0, m0, g, b = sess.run([weights, mean, grad, batch_mean])
+            sess.run(train)  # one op: the gradient step and the batch-norm updates
+            w1, m1 = sess.run([weights, mean])
+            np.testing.assert_allclose(w1, w0 - 0.1 * g, rtol=1e-6, atol=1e-6)
+            # Slim's batch_norm: moving_mean += (batch mean - moving_mean) * (1 - 0.999)
+            np.testing.assert_allclose(m1, m0 + (b - m0) * (1 - 0.999), rtol=1e-6, atol=1e-6)
+            assert np.abs(m1 - m0).max() > 0 and np.abs(w1 - w0).max() > 0
+            assert sess.run(opt.optimizer.iterations) == 1
+
+
 # ---------------------------------------------------------------------- reuse and errors
 
 
@@ -417,6 +440,41 @@ def test_second_owner_of_same_net_in_one_graph_raises():
         with pytest.raises(DuplicateVariablesError,
                            match=r"'b' \(tf_slim\): variable 'fc1/weights' already exists in graph"):
             tu.slim(changing_fn, name="b")(tf.ones([1, 3]))
+
+
+def test_a_slim_nets_function_passed_directly():
+    """tf_slim.nets functions are (inputs, num_classes=..., is_training=...): the flag
+    must arrive by keyword (positionally it became num_classes: a silent 1-class head)."""
+    from tf_slim.nets import resnet_v1
+
+    owner = tu.slim(resnet_v1.resnet_v1_50, name="resnet_v1_50",
+                    arg_scope=resnet_v1.resnet_arg_scope())
+    x = tf.constant(image(32) + 1.0)
+    out = owner(x, training=False)
+    assert out.shape == (1, 1, 1, 2048)  # num_classes=None by default: pooled features
+    assert not any("logits" in name for name in owner.variables)
+    mean = owner.variables["resnet_v1_50/conv1/BatchNorm/moving_mean"]
+    start = mean.numpy().copy()
+    np.testing.assert_array_equal(owner(x, training=False), out)
+    np.testing.assert_array_equal(mean.numpy(), start)  # is_training=False: no update
+    owner(x, training=True)
+    assert not np.allclose(mean.numpy(), start)  # is_training=True: statistics move
+
+
+def test_training_flag_reaches_fn_by_keyword_or_position():
+    seen = []
+
+    def by_keyword(inputs, num_classes=7, is_training=True):
+        seen.append(("keyword", num_classes, is_training))
+        return slim.fully_connected(inputs, 2, scope="fc")
+
+    def by_position(inputs, flag):
+        seen.append(("position", flag))
+        return slim.fully_connected(inputs, 2, scope="fc")
+
+    tu.slim(by_keyword, name="k")(tf.ones([1, 3]), training=False)
+    tu.slim(by_position, name="p")(tf.ones([1, 3]), training=True)
+    assert seen == [("keyword", 7, False), ("position", True)]
 
 
 def test_bad_arguments_raise():
