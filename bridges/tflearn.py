@@ -26,6 +26,21 @@ What the owner adds on top of TFLearn:
 
 Import TFLearn through the bridge (`tflearn = import_tflearn()`), or build an owner
 first: a plain `import tflearn` before that fails on current TensorFlow.
+
+**Loading `DNN.save` files.** Besides the model, a TFLearn `DNN` checkpoint holds its
+training state: optimizer slots (`fc1/W/Adam`, `fc1/W/Adam_1`, `Adam/beta1_power`),
+step counters (`Global_Step`, `Training_step`), the moving averages of its summaries
+(`Crossentropy/Mean/moving_avg`, `fc1/L2-Loss/moving_avg`), `val_loss`/`val_acc`, and
+TFLearn's global training flag (named after the first layer that read it,
+`bn/is_training`). `TFLEARN_DNN_EXTRAS` is a rule list that drops the training state
+and loads the flag into the owner's own `is_training`, so a strict load still refuses
+a model variable the file lacks:
+
+    >>> owner.load("model.tfl", rules=TFLEARN_DNN_EXTRAS)   # strict=True
+
+It knows TFLearn's default optimizer names (`Adam`, `SGD`, `Momentum`, `RMSProp`,
+`AdaGrad`, `AdaDelta`, `Ftrl`, `Nesterov`); for an optimizer given another `name=`,
+add a rule for its slots: `[(r".+/MyAdam(?:_[0-9]+)?", None), *TFLEARN_DNN_EXTRAS]`.
 """
 
 from __future__ import annotations
@@ -64,6 +79,20 @@ GRAPH_ONLY_LAYER = (
     "outside fn instead of tflearn.regression; or build the owner in a TF1 graph "
     "(with tf.Graph().as_default(): ...), where tflearn.{layer} and DNN work."
 )
+
+# TFLearn's optimizers' default names (tflearn/optimizers.py), which name their slots.
+_DNN_OPTIMIZERS = "Adam|SGD|Momentum|RMSProp|AdaGrad|AdaDelta|Ftrl|Nesterov"
+
+TFLEARN_DNN_EXTRAS: list[tuple[str, str | None]] = [
+    # TFLearn's global training flag: the owner's own flag has TFLearn's root name.
+    (rf"(?:.+/)?{IS_TRAINING}", IS_TRAINING),
+    (r"Global_Step|Training_step|val_loss|val_acc", None),  # the trainer's counters
+    (rf"(?:{_DNN_OPTIMIZERS})/beta[12]_power", None),  # Adam's accumulators
+    (rf".+/(?:{_DNN_OPTIMIZERS})(?:_\d+)?", None),  # slots: fc1/W/Adam, fc1/W/Adam_1
+    (r".+/moving_avg", None),  # moving averages of the summaries (losses, metrics)
+]
+"""Rules for `owner.load(dnn_save_file, rules=TFLEARN_DNN_EXTRAS)`: drop what a TFLearn
+`DNN.save` file holds besides the model, map its training flag onto the owner's."""
 
 _local = threading.local()
 
@@ -494,4 +523,4 @@ class TFLearnOwner(Owner):
         return self._flag
 
 
-__all__ = ["TFLearnOwner", "import_tflearn"]
+__all__ = ["TFLEARN_DNN_EXTRAS", "TFLearnOwner", "import_tflearn"]

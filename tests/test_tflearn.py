@@ -21,7 +21,11 @@ if importlib.util.find_spec("tflearn") is None:  # importorskip would `import tf
 
 import tfunite as tu  # noqa: E402
 from tfunite import fixes  # noqa: E402
-from tfunite.bridges.tflearn import TFLearnOwner, import_tflearn  # noqa: E402
+from tfunite.bridges.tflearn import (  # noqa: E402
+    TFLEARN_DNN_EXTRAS,
+    TFLearnOwner,
+    import_tflearn,
+)
 from tfunite.errors import DuplicateVariablesError, GraphModeError  # noqa: E402
 from tfunite.owner import canonical  # noqa: E402
 
@@ -471,16 +475,22 @@ def test_checkpoint_round_trip(tmp_path):
     np.testing.assert_allclose(b(x), a(x), rtol=RTOL, atol=ATOL)
 
 
-def test_dnn_save_file_loads_into_an_eager_owner(tmp_path):
+@pytest.fixture(scope="module")
+def dnn_file(tmp_path_factory):
+    """A TFLearn DNN (_mlp, Adam) trained and saved with DNN.save: (path, x, predictions)."""
     xv, yv = _data()
-    path = os.path.join(tmp_path, "dnn.ckpt")
+    path = os.path.join(tmp_path_factory.mktemp("dnn"), "dnn.ckpt")
     with tf.Graph().as_default():
         net = _mlp(tflearn.input_data(shape=[None, 6]))
         model = tflearn.DNN(tflearn.regression(net, optimizer="adam", learning_rate=0.01))
         model.fit(xv, yv, n_epoch=3, batch_size=4, show_metric=False)
         want = np.array(model.predict(xv))
         model.save(path)
+    return path, xv, want
 
+
+def test_dnn_save_file_loads_into_an_eager_owner(dnn_file):
+    path, xv, want = dnn_file
     owner = tu.tflearn(_mlp, name="dnn")
     owner(tf.constant(xv))
     # A DNN file also holds optimizer slots, step counters and TFLearn's global flag;
@@ -490,6 +500,31 @@ def test_dnn_save_file_loads_into_an_eager_owner(tmp_path):
         n for n in owner.variables if n != "is_training")
     assert any(name.endswith("/Adam") for name in report.unexpected)
     np.testing.assert_allclose(owner(tf.constant(xv)), want, rtol=RTOL, atol=ATOL)
+
+
+def test_dnn_save_file_loads_strictly_with_the_extras_rules(dnn_file):
+    path, xv, want = dnn_file
+    owner = tu.tflearn(_mlp, name="dnn")
+    owner(tf.constant(xv))
+    report = owner.load(path, rules=TFLEARN_DNN_EXTRAS)  # strict=True
+    assert report.ok and not report.unexpected and not report.missing
+    assert sorted(m.target for m in report.matched) == sorted(owner.variables)
+    assert next(m.source for m in report.matched if m.target == "is_training") == "bn/is_training"
+    dropped = {m.source for m in report.dropped}
+    assert {"Global_Step", "Training_step", "fc1/W/Adam", "fc1/W/Adam_1",
+            "Adam/beta1_power", "Crossentropy/Mean/moving_avg"} <= dropped
+    assert not dropped & set(owner.variables)  # no model variable is dropped
+    np.testing.assert_allclose(owner(tf.constant(xv)), want, rtol=RTOL, atol=ATOL)
+
+    # A model variable the file lacks is still refused, and nothing is assigned.
+    bigger = tu.tflearn(lambda t: tflearn.fully_connected(_mlp(t), 2, scope="extra"), name="big")
+    bigger(tf.constant(xv))
+    before = {n: v.numpy().copy() for n, v in bigger.variables.items()}
+    with pytest.raises(tu.LoadError, match=r"Refused to load .*dnn\.ckpt: 2 variable\(s\) "
+                       r"missing from the checkpoint, first: 'extra/W'\. Nothing was assigned"):
+        bigger.load(path, rules=TFLEARN_DNN_EXTRAS)
+    for name, var in bigger.variables.items():
+        np.testing.assert_array_equal(var, before[name], err_msg=name)
 
 
 def test_checkpoints_cross_graph_and_eager(tmp_path):
