@@ -1,18 +1,23 @@
-"""Legacy fixes that make TF-Slim (and TFLearn) run on current TensorFlow.
+"""Legacy fixes that make TF-Slim run on current TensorFlow.
 
 Each fix is a named, idempotent patch registered with `tfunite.fixes`. Importing this
 module only *registers* the fixes; nothing is patched until a bridge calls
-`tfunite.fixes.ensure("slim")` (or `"tflearn"`) on first use. Every fix that patches
+`tfunite.fixes.ensure("slim")` on first use. Every fix that patches
 shared state can be undone with `tfunite.fixes.undo(name)`, which restores the exact
 objects it replaced. No fix switches TensorFlow's global behaviour
-(`disable_v2_behavior`, `TF_USE_LEGACY_KERAS`).
+(`disable_v2_behavior`, `TF_USE_LEGACY_KERAS`). TFLearn needs none of these (it uses
+neither `ops.Tensor` nor TF's layers, and has its own batch normalization); its fixes
+live in `tfunite.bridges.tflearn`.
+
+Each fix's `needed` check asks whether the bug is there without importing tf_slim
+(`tfunite doctor` runs them): it reads tf_slim's source file and probes TensorFlow.
 
 Fixes here:
 
 - ``tf-ops-tensor-aliases``: `tensorflow.python.framework.ops.Tensor` and
   `ops.IndexedSlices` were removed in TF 2.21; Slim (batch_norm with
-  `updates_collections=None`, `create_train_op` with clipping) and TFLearn still use
-  them. Restores both names as aliases of the current classes.
+  `updates_collections=None`, `create_train_op` with clipping) still uses them.
+  Restores both names as aliases of the current classes.
 - ``slim-batch-norm-import``: `tensorflow/python/layers/normalization.py` lazy-loads
   `tf_keras.legacy_tf_layers.normalization`, which tf_keras 2.21 moved to
   `tf_keras.src.legacy_tf_layers`; every `slim.batch_norm` fails. Points the lazy
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 import types
 from typing import Any
 
@@ -70,7 +76,7 @@ def _ops_aliases_undo(added: Any) -> None:
 OPS_TENSOR_ALIASES = register_fix(
     Fix(
         name="tf-ops-tensor-aliases",
-        bridges=("slim", "tflearn"),
+        bridges=("slim",),
         summary="ops.Tensor/ops.IndexedSlices were removed from "
         "tensorflow.python.framework.ops in TF 2.21; restore them as aliases.",
         apply=_ops_aliases_apply,
@@ -113,7 +119,7 @@ def _bn_import_undo(previous: Any) -> None:
 SLIM_BATCH_NORM_IMPORT = register_fix(
     Fix(
         name="slim-batch-norm-import",
-        bridges=("slim", "tflearn"),
+        bridges=("slim",),
         summary="tensorflow/python/layers/normalization.py lazy-loads "
         "tf_keras.legacy_tf_layers (moved to tf_keras.src.legacy_tf_layers in tf_keras "
         "2.21), so slim.batch_norm fails; point the lazy loader at the moved module.",
@@ -146,6 +152,42 @@ def _slim_layers() -> types.ModuleType:
     return importlib.import_module("tf_slim.layers.layers")
 
 
+def _slim_layers_source() -> str | None:
+    """The source of tf_slim/layers/layers.py, read from the file (tf_slim not imported);
+    None if tf_slim is not installed."""
+    try:
+        spec = importlib.util.find_spec("tf_slim")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = f"{list(spec.submodule_search_locations)[0]}/layers/layers.py"
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _loaded_slim_layers() -> types.ModuleType | None:
+    return sys.modules.get("tf_slim.layers.layers")
+
+
+def _name_scopes_needed() -> bool:
+    """Slim's layers use `ops.name_scope(...) as sc`, and TF skips that scope eagerly
+    (sc is None), unless Slim's layers already see `_EagerNameScopes`."""
+    layers = _loaded_slim_layers()
+    if layers is not None and isinstance(layers.ops, _EagerNameScopes):
+        return False
+    source = _slim_layers_source()
+    if source is None or "ops.name_scope(" not in source:
+        return False
+    from tensorflow.python.eager import context
+
+    with context.eager_mode(), _ops_module().name_scope("tfunite_probe") as scope:
+        return scope is None
+
+
 def _name_scopes_apply() -> Any:
     layers = _slim_layers()
     previous = layers.ops
@@ -166,6 +208,7 @@ SLIM_EAGER_NAME_SCOPES = register_fix(
         "flatten with outputs_collections crash; enter Slim layers' name scopes eagerly.",
         apply=_name_scopes_apply,
         undo=_name_scopes_undo,
+        needed=_name_scopes_needed,
     )
 )
 
@@ -188,6 +231,23 @@ def _add_variable_to_collections(variable, collections_set, collections_name):
                 ops.add_to_collection(collection, var)
 
 
+_COLLECTIONS_BUG = "if var not in ops.get_collection(collection):"
+
+
+def _collections_needed() -> bool:
+    """Slim's `_add_variable_to_collections` uses `var not in collection`, and TF compares
+    variables element-wise (`Tensor._USE_EQUALITY`, TF2 behaviour), unless patched."""
+    layers = _loaded_slim_layers()
+    if layers is not None and layers._add_variable_to_collections is _add_variable_to_collections:
+        return False
+    source = _slim_layers_source()
+    if source is None or _COLLECTIONS_BUG not in source:
+        return False
+    from tensorflow.python.framework import tensor
+
+    return bool(getattr(tensor.Tensor, "_USE_EQUALITY", True))
+
+
 def _collections_apply() -> Any:
     layers = _slim_layers()
     previous = layers._add_variable_to_collections
@@ -207,6 +267,7 @@ SLIM_COLLECTIONS_IDENTITY = register_fix(
         "element-wise == on TF2 variables; compare by identity instead.",
         apply=_collections_apply,
         undo=_collections_undo,
+        needed=_collections_needed,
     )
 )
 

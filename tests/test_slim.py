@@ -7,6 +7,7 @@ fixes are checked on small nets so the file stays fast.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -513,6 +514,36 @@ def test_import_tfunite_applies_no_fix():
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "clean" in result.stdout
+
+
+def test_fix_checks_need_no_tf_slim_import_and_follow_the_patches():
+    code = (
+        "import json, sys, tensorflow as tf\n"
+        "from tfunite import fixes\n"
+        "from tfunite.bridges import legacy\n"
+        "needed = {n: fixes.FIXES[n].needed() for n in legacy.SLIM_FIXES}\n"
+        "print(json.dumps({'needed': needed, 'tf_slim': 'tf_slim' in sys.modules,"
+        " 'eager': tf.executing_eagerly(),"
+        " 'bridges': sorted({b for n in legacy.SLIM_FIXES for b in fixes.FIXES[n].bridges})}))\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    # TF 2.21 + tf-slim 1.1 have every bug; asking imports neither tf_slim nor TFLearn.
+    assert got == {"needed": dict.fromkeys(legacy.SLIM_FIXES, True), "tf_slim": False,
+                   "eager": True, "bridges": ["slim"]}
+
+    fixes.ensure("slim")  # applied: nothing left to fix
+    checks = (legacy.SLIM_EAGER_NAME_SCOPES, legacy.SLIM_COLLECTIONS_IDENTITY)
+    assert [fix.needed() for fix in checks] == [False, False]
+    try:
+        for fix in checks:
+            fixes.undo(fix.name)
+        assert [fix.needed() for fix in checks] == [True, True]
+    finally:
+        fixes.ensure("slim")
 
 
 def test_fixes_apply_once_and_undo():

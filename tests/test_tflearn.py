@@ -88,12 +88,18 @@ def test_wrapping_keeps_eager_on_in_a_fresh_process():
         "owner = tu.tflearn(lambda x: __import__('tflearn').fully_connected(x, 2, scope='fc'),"
         " name='m')\n"
         "y = owner(tf.ones([1, 3]))\n"
+        "bn = tu.tflearn(lambda x: __import__('tflearn').batch_normalization(x), name='bn')\n"
+        "bn(tf.ones([2, 3]), training=True)\n"
         "import tflearn\n"  # a plain import afterwards is harmless too
+        "from tfunite import fixes\n"
         "print(json.dumps({'before': before, 'after': tf.executing_eagerly(),"
         " 'v2': tf.compat.v1.executing_eagerly_outside_functions(),"
-        " 'tflearn_loaded': 'tflearn' in __import__('sys').modules}))\n"
+        " 'tflearn_loaded': 'tflearn' in __import__('sys').modules,"
+        " 'other_fixes': [n for n in fixes.FIXES if not n.startswith('tflearn-')]}))\n"
     )
-    assert result == {"before": True, "after": True, "v2": True, "tflearn_loaded": True}
+    # TFLearn (batch_normalization included) needs none of the Slim bridge's fixes.
+    assert result == {"before": True, "after": True, "v2": True, "tflearn_loaded": True,
+                      "other_fixes": []}
 
 
 def test_import_tfunite_applies_no_tflearn_fix():
