@@ -5,11 +5,13 @@ and load it, and that optimizers track their own variables. This script does wha
 describes, on scikit-learn's digits (8x8 images, shipped with the package):
 
 1. **Pretrain** a small TF-Slim convnet (conv + batch_norm trunk, `logits` layer) on
-   digits 0-4 and save it with `tu.save`: a plain TF name-based checkpoint with Slim's
-   own names (`digits/conv1/weights`), the "pretrained network".
+   digits 0-4 the way the Slim model zoo's checkpoints were made: plain Slim code in a
+   TF1 graph (no tfunite: `slim.learning.create_train_op`, which runs the batch-norm
+   `UPDATE_OPS`), saved by a `tf.compat.v1.train.Saver` of the model variables. That
+   file, with Slim's own names (`digits/conv1/weights`), is the "pretrained network".
 2. **Fine-tune** on digits 5-9 in a fresh model: the same Slim trunk (`tu.slim`) under a
    new top layer (a tf_keras `Dense`, another framework), composed with
-   `tu.Parameters`; `tu.load` restores the trunk from the pretrained checkpoint with a
+   `tu.Parameters`; `tu.load` restores the trunk from the native Slim checkpoint with a
    rule that drops the old head; the trunk is frozen by giving the optimizer
    (`tu.Optimizer`, which owns its slots) only the head; then everything (trunk, head,
    optimizer) is saved with `tu.save`.
@@ -17,10 +19,11 @@ describes, on scikit-learn's digits (8x8 images, shipped with the package):
    loaded trunk equals the pretrained checkpoint exactly (right after the load and
    still after fine-tuning: frozen), and the final checkpoint holds it unchanged.
 
-By default everything runs in a TF1 `tf.Graph` + `Session`, as in the manifesto
+By default fine-tuning runs in a TF1 `tf.Graph` + `Session`, as in the manifesto
 (`owner.initialize(session=sess)`, `opt.train_op(loss)` with a tf_keras optimizer,
-since Keras 3 optimizers do not run in Sessions); `--eager` runs the same steps
-eagerly with `tf.function` training steps. Exit code 0 only if every check holds.
+since Keras 3 optimizers do not run in Sessions); `--eager` runs it eagerly with
+`tf.function` training steps. Pretraining is plain Slim in a TF1 graph either way (it
+stands for a downloaded checkpoint). Exit code 0 only if every check holds.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import tf_keras  # noqa: E402
 import tf_slim as slim  # noqa: E402
 import tfunite as tu  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from tfunite import fixes  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
@@ -120,11 +124,6 @@ def xent(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     )
 
 
-def total_loss(labels: tf.Tensor, logits: tf.Tensor, owner: tu.Owner) -> tf.Tensor:
-    """Cross-entropy plus the regularization losses the owner declared (weight decay)."""
-    return xent(labels, logits) + tf.add_n(owner.losses)
-
-
 # ============================================================================ checks
 def checkpoint_values(path: str, prefix: str = "") -> dict[str, np.ndarray]:
     reader = tf.train.load_checkpoint(path)
@@ -146,29 +145,39 @@ def trunk_expected(
     return {n: pretrained[n] for n in trunk_names}
 
 
-# ============================================================================ graph mode
-def run_graph(args: argparse.Namespace, pre: dict, fine: dict, workdir: str) -> dict[str, Any]:
-    """The whole demonstration in TF1 graphs + Sessions, one graph per phase."""
-    result: dict[str, Any] = {"mode": "TF1 graph + Session"}
-    pretrained_dir = os.path.join(workdir, "pretrained")
-
-    # ---- 1. pretrain on digits 0-4, save the Slim net
+# ============================================================================ pretraining
+def pretrain_native(args: argparse.Namespace, pre: dict, workdir: str) -> dict[str, Any]:
+    """1. Plain Slim in a TF1 graph, saved by a Saver of the model variables (no tfunite
+    besides the legacy fixes that let Slim's batch_norm import on current TensorFlow)."""
+    fixes.ensure("slim")
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         tf.compat.v1.set_random_seed(args.seed)
         x = tf.compat.v1.placeholder(tf.float32, [None, 64], name="x")
         y = tf.compat.v1.placeholder(tf.int32, [None], name="y")
-        net = tu.slim(pretrained_fn, name="pretrained", arg_scope=arg_scope())
-        train_logits = net(x, training=True)
-        test_logits = net(x, training=False)  # same variables, batch norm in inference mode
-        opt = tu.Optimizer(tf_keras.optimizers.Adam(1e-2), net, name="opt")
-        train_op = opt.train_op(total_loss(y, train_logits, net))  # runs BN updates too
-        tu.Parameters("pretraining", net=net, opt=opt).initialize(session=sess)
+        with slim.arg_scope(arg_scope()):
+            train_logits = pretrained_fn(x, is_training=True)
+            reuse = tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True)
+            with reuse:  # the same variables, batch norm in inference mode
+                test_logits = pretrained_fn(x, is_training=False)
+        loss = xent(y, train_logits) + tf.add_n(tf.compat.v1.losses.get_regularization_losses())
+        train_op = slim.learning.create_train_op(loss, tf.compat.v1.train.AdamOptimizer(1e-2))
+        saver = tf.compat.v1.train.Saver(slim.get_model_variables())  # no optimizer slots
+        sess.run(tf.compat.v1.global_variables_initializer())
         for xb, yb in batches(pre["x_train"], pre["y_train"], args.pretrain_steps, args.seed):
             sess.run(train_op, {x: xb, y: yb})
-        result["pretrained_acc"] = accuracy(
-            sess.run(test_logits, {x: pre["x_test"]}), pre["y_test"]
-        )
-        result["pretrained_ckpt"] = tu.save(net, pretrained_dir, session=sess)
+        return {
+            "pretrained_acc": accuracy(sess.run(test_logits, {x: pre["x_test"]}), pre["y_test"]),
+            "pretrained_ckpt": saver.save(sess, os.path.join(workdir, "pretrained", SCOPE)),
+        }
+
+
+# ============================================================================ graph mode
+def run_graph(args: argparse.Namespace, pre: dict, fine: dict, workdir: str) -> dict[str, Any]:
+    """The demonstration in TF1 graphs + Sessions, one graph per phase."""
+    result: dict[str, Any] = {"mode": "TF1 graph + Session"}
+
+    # ---- 1. pretrain on digits 0-4: a native Slim checkpoint
+    result.update(pretrain_native(args, pre, workdir))
 
     # ---- 2. fine-tune a new head on digits 5-9, trunk loaded and frozen; save
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -206,10 +215,9 @@ def run_graph(args: argparse.Namespace, pre: dict, fine: dict, workdir: str) -> 
 
 # ============================================================================ eager mode
 def run_eager(args: argparse.Namespace, pre: dict, fine: dict, workdir: str) -> dict[str, Any]:
-    """The same demonstration eagerly, with tf.function training steps."""
+    """The same fine-tuning eagerly, with tf.function training steps."""
     result: dict[str, Any] = {"mode": "eager + tf.function"}
     tf.random.set_seed(args.seed)
-    pretrained_dir = os.path.join(workdir, "pretrained")
 
     def train(
         opt: tu.Optimizer,
@@ -225,19 +233,8 @@ def run_eager(args: argparse.Namespace, pre: dict, fine: dict, workdir: str) -> 
         for xb, yb in batches(data["x_train"], data["y_train"], steps, seed):
             step(xb, yb)
 
-    # ---- 1. pretrain on digits 0-4, save the Slim net
-    net = tu.slim(pretrained_fn, name="pretrained", arg_scope=arg_scope())
-    net.initialize(pre["x_train"][:1])
-    opt = tu.Optimizer(tf_keras.optimizers.Adam(1e-2), net, name="opt")
-    train(
-        opt,
-        lambda xb, yb: total_loss(yb, net(xb, training=True), net),
-        pre,
-        args.pretrain_steps,
-        args.seed,
-    )
-    result["pretrained_acc"] = accuracy(net(pre["x_test"]).numpy(), pre["y_test"])
-    result["pretrained_ckpt"] = tu.save(net, pretrained_dir)
+    # ---- 1. pretrain on digits 0-4: a native Slim checkpoint (made in a TF1 graph)
+    result.update(pretrain_native(args, pre, workdir))
 
     # ---- 2. fine-tune a new head on digits 5-9, trunk loaded and frozen; save
     trunk = tu.slim(trunk_fn, name="trunk", arg_scope=arg_scope())
@@ -308,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     report = r["load_report"]
     print(f"mode: {r['mode']}")
     print(
-        f"pretrained Slim net on digits 0-4: test accuracy {r['pretrained_acc']:.3f} "
-        f"({args.pretrain_steps} steps), saved to {r['pretrained_ckpt']}"
+        f"pretrained plain Slim net (TF1 graph, Saver) on digits 0-4: test accuracy "
+        f"{r['pretrained_acc']:.3f} ({args.pretrain_steps} steps), saved to {r['pretrained_ckpt']}"
     )
     print(
         f"loaded trunk: {len(report.matched)} variables matched, "
