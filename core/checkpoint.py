@@ -31,7 +31,7 @@ import tensorflow as tf
 from .bundle import Bundle, Unsupported
 from .errors import CheckpointError, LoadError, RuleError
 from .owner import Owner, canonical
-from .rules import Rules, RuleSpec, Transform
+from .rules import RuleSpec, Transform, parse_rules
 
 _OBJ_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _OBJ_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -454,7 +454,7 @@ def plan(reader: Reader, owner: Owner | Mapping[str, tf.Variable], rules: RuleSp
          transforms: Mapping[str, Transform] | None = None, strict: bool = True
          ) -> tuple[LoadReport, list[tuple[Match, tf.Variable, Transform | None]]]:
     """Match checkpoint entries to owner variables without reading any tensor."""
-    rules = Rules.parse(rules)
+    rules = parse_rules(rules)
     transforms = {re.compile(k): t for k, t in (transforms or {}).items()}
     targets = _targets(owner)
     report = LoadReport(path=reader.path, kind=reader.kind, strict=strict)

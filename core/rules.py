@@ -7,7 +7,8 @@ Rules map checkpoint names onto owner names. Accepted forms:
   purpose (it is reported as dropped, never as unexpected);
 * TF's ``assignment_map`` grammar, as used by ``tf.compat.v1.train.init_from_checkpoint``:
   ``{"old_scope/": "new_scope/"}`` renames a scope, ``{"old/w": "new/w"}`` one name,
-  and ``{"/": "scope/"}`` puts the whole checkpoint under ``scope/``.
+  and ``{"/": "scope/"}`` puts the whole checkpoint under ``scope/``;
+* a list mixing both, applied in stages (`parse_rules`): a scope map, then leaf renames.
 
 Transforms change a tensor between its checkpoint and owner form. Each is a small
 class with ``forward`` (checkpoint -> owner) and ``inverse`` (owner -> checkpoint), and
@@ -19,13 +20,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
 from .errors import RuleError
 
-RuleSpec = Union[Mapping[str, str], Sequence[tuple[str, str | None]], "Rules", None]
+# Rules as accepted everywhere: an assignment_map dict, (regex, replacement) pairs, a list
+# mixing both (applied in stages, see `parse_rules`), or ready-made Rules.
+RuleSpec = Union[
+    Mapping[str, str], Sequence[tuple[str, str | None] | Mapping[str, str]], "Rules", None
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,12 @@ class Rules:
         self.rules: list[Rule] = []
         self._compiled: list[re.Pattern[str]] = []
         for item in rules:
+            if isinstance(item, Mapping):  # would unpack its two keys as a pair
+                raise RuleError(
+                    f"Invalid rule {item!r} inside a list of (regex, replacement) pairs. Fix: "
+                    "pass the rules through parse_rules (tu.load and port_custom do), which "
+                    "applies a list mixing assignment_map dicts and pairs in stages."
+                )
             try:
                 pattern, replacement = item
             except (TypeError, ValueError):
@@ -106,6 +117,84 @@ class Rules:
         return "Rules([" + ", ".join(str(r) for r in self.rules) + "])"
 
 
+@dataclass(frozen=True)
+class RuleChain:
+    """The rules that renamed one entry, one per stage, in the order they applied."""
+
+    rules: tuple[Rule, ...]
+
+    def __str__(self) -> str:
+        return " then ".join(str(r) for r in self.rules)
+
+
+class StagedRules:
+    """Rule stages applied one after the other.
+
+    Each stage is a `Rules` (the first full match within it wins); a name no rule of a
+    stage matches goes on unchanged; the next stage sees the name the previous one
+    produced; a ``None`` replacement in any stage drops the entry. So a scope map and
+    leaf renames compose: ``net/conv1/weights`` -> ``features/conv1/weights`` ->
+    ``features/conv1/kernel``.
+    """
+
+    def __init__(self, stages: Sequence[Rules]):
+        self.stages = list(stages)
+
+    def apply(self, name: str) -> tuple[str | None, Rule | RuleChain | None]:
+        """(new name or None if dropped, the rule(s) that applied or None)."""
+        applied: list[Rule] = []
+        current: str | None = name
+        for stage in self.stages:
+            new, rule = stage.apply(current)
+            if rule is None:
+                continue
+            applied.append(rule)
+            current = new
+            if current is None:
+                break
+        if not applied:
+            return name, None
+        return current, applied[0] if len(applied) == 1 else RuleChain(tuple(applied))
+
+    def __bool__(self) -> bool:
+        return any(self.stages)
+
+    def __repr__(self) -> str:
+        return "StagedRules([" + ", ".join(repr(s) for s in self.stages) + "])"
+
+
+def parse_rules(spec: RuleSpec) -> Rules | StagedRules:
+    """Rules from anything `tu.load`, `port_custom` and friends accept.
+
+    * ``[(regex, replacement), ...]``: one stage, the first full match wins;
+    * ``{"old_scope/": "new_scope/", "old/w": "new/w"}``: TF's assignment_map;
+    * a list mixing both, e.g. ``[{"net/": "features/"}, (r"(.*)/weights", r"\\1/kernel"),
+      (r"(.*)/biases", r"\\1/bias")]``: each dict is a stage, each run of consecutive
+      pairs is a stage, and the stages apply in order (see `StagedRules`).
+    """
+    if isinstance(spec, (list, tuple)) and any(isinstance(item, Mapping) for item in spec):
+        stages: list[Rules] = []
+        pairs: list[Any] = []
+        for item in spec:
+            if isinstance(item, Mapping):
+                if pairs:
+                    stages.append(Rules(pairs))
+                    pairs = []
+                stages.append(Rules.from_assignment_map(item))
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                pairs.append(tuple(item))
+            else:
+                raise RuleError(
+                    f"Invalid rule {item!r} in a rule list: expected an assignment_map dict "
+                    "({'old_scope/': 'new_scope/'}) or a (regex, replacement) pair. Fix: "
+                    "write e.g. [{'net/': 'features/'}, (r'(.*)/weights', r'\\1/kernel')]."
+                )
+        if pairs:
+            stages.append(Rules(pairs))
+        return StagedRules(stages)
+    return Rules.parse(spec)
+
+
 # ---------------------------------------------------------------------- transforms
 class Transform:
     """A tensor change between checkpoint form (forward input) and owner form."""
@@ -131,7 +220,9 @@ class Reshape(Transform):
 
     def inverse(self, array):
         if self.source_shape is None:
-            raise RuleError("Reshape.inverse needs source_shape. Fix: Reshape(shape, source_shape).")
+            raise RuleError(
+                "Reshape.inverse needs source_shape. Fix: Reshape(shape, source_shape)."
+            )
         return array.reshape(self.source_shape)
 
     def target_shape(self, shape):

@@ -10,11 +10,9 @@ ordered ``(regex, replacement)`` pairs, TF's ``assignment_map`` dict
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from tfunite.errors import RuleError
-from tfunite.rules import Rule, Rules, RuleSpec, Transform
+from tfunite.rules import RuleSpec, Transform, parse_rules
 
 from .engine import (
     Phases,
@@ -28,87 +26,8 @@ from .engine import (
     save_atomic,
 )
 
-# What port_custom accepts as rules: everything `Rules.parse` does, or a list mixing
-# assignment_map dicts and (regex, replacement) pairs.
-CustomRuleSpec = RuleSpec | Sequence[Mapping[str, str] | tuple[str, str | None]]
-
-
-@dataclass(frozen=True)
-class RuleChain:
-    """The rules that renamed one entry, one per stage, in the order they applied."""
-
-    rules: tuple[Rule, ...]
-
-    def __str__(self) -> str:
-        return " then ".join(str(r) for r in self.rules)
-
-
-class StagedRules:
-    """Rule stages applied one after the other.
-
-    Each stage is a `Rules` (the first full match within it wins); a name no rule of a
-    stage matches goes on unchanged; the next stage sees the name the previous one
-    produced; a ``None`` replacement in any stage drops the entry. So a scope map and
-    leaf renames compose: ``net/conv1/weights`` -> ``features/conv1/weights`` ->
-    ``features/conv1/kernel``.
-    """
-
-    def __init__(self, stages: Sequence[Rules]):
-        self.stages = list(stages)
-
-    def apply(self, name: str) -> tuple[str | None, Rule | RuleChain | None]:
-        """(new name or None if dropped, the rule(s) that applied or None)."""
-        applied: list[Rule] = []
-        current: str | None = name
-        for stage in self.stages:
-            new, rule = stage.apply(current)
-            if rule is None:
-                continue
-            applied.append(rule)
-            current = new
-            if current is None:
-                break
-        if not applied:
-            return name, None
-        return current, applied[0] if len(applied) == 1 else RuleChain(tuple(applied))
-
-    def __bool__(self) -> bool:
-        return any(self.stages)
-
-    def __repr__(self) -> str:
-        return "StagedRules([" + ", ".join(repr(s) for s in self.stages) + "])"
-
-
-def parse_rules(spec: CustomRuleSpec) -> Rules | StagedRules:
-    """Rules from anything `port_custom` accepts.
-
-    * ``[(regex, replacement), ...]``: one stage, the first full match wins;
-    * ``{"old_scope/": "new_scope/", "old/w": "new/w"}``: TF's assignment_map;
-    * a list mixing both, e.g. ``[{"net/": "features/"}, (r"(.*)/weights", r"\\1/kernel"),
-      (r"(.*)/biases", r"\\1/bias")]``: each dict is a stage, each run of consecutive
-      pairs is a stage, and the stages apply in order (see `StagedRules`).
-    """
-    if isinstance(spec, (list, tuple)) and any(isinstance(item, Mapping) for item in spec):
-        stages: list[Rules] = []
-        pairs: list[Any] = []
-        for item in spec:
-            if isinstance(item, Mapping):
-                if pairs:
-                    stages.append(Rules(pairs))
-                    pairs = []
-                stages.append(Rules.from_assignment_map(item))
-            elif isinstance(item, (list, tuple)) and len(item) == 2:
-                pairs.append(tuple(item))
-            else:
-                raise RuleError(
-                    f"Invalid rule {item!r} in a rule list: expected an assignment_map dict "
-                    "({'old_scope/': 'new_scope/'}) or a (regex, replacement) pair. Fix: "
-                    "write e.g. [{'net/': 'features/'}, (r'(.*)/weights', r'\\1/kernel')]."
-                )
-        if pairs:
-            stages.append(Rules(pairs))
-        return StagedRules(stages)
-    return Rules.parse(spec)
+# What port_custom accepts as rules (tfunite.rules.parse_rules): the same as tu.load.
+CustomRuleSpec = RuleSpec
 
 
 def port_custom(

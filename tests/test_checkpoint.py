@@ -380,3 +380,14 @@ def test_a_file_of_a_bundle_names_the_bundle(owner, tmp_path):
     for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
         assert tu.load(owner, path).kind == "tf-v2"
         assert [r["name"] for r in tu.inspect(path)] == sorted(owner.variables)
+
+
+def test_rules_mixing_an_assignment_map_and_pairs_apply_in_stages(owner, tmp_path):
+    values = {f"old/{k.replace('kernel', 'w')}": v.numpy() + 1 for k, v in owner.variables.items()}
+    prefix = v1_checkpoint(values, str(tmp_path / "v1.ckpt"))
+    report = tu.load(owner, prefix, rules=[{"old/": ""}, (r"(.*)/w", r"\1/kernel")])
+    assert report.ok and len(report.matched) == len(values)
+    renamed = next(m for m in report.matched if m.target == "dense/kernel")
+    assert "then" in renamed.rule  # both stages are named in the report
+    with pytest.raises(tu.RuleError, match=r"inside a list of \(regex, replacement\) pairs"):
+        tu.Rules([{"old/": ""}])

@@ -101,8 +101,10 @@ def test_net_eager_function_graph(name):
 
     traced = tf.function(lambda inputs: owner(inputs))(tf.constant(x)).numpy()
     # tf.function runs grappler (conv+bias+relu / batch-norm fusion), which rounds
-    # differently from eager op-by-op execution: float noise, not different weights.
-    np.testing.assert_allclose(traced, out, rtol=1e-4, atol=1e-4)
+    # differently from eager op-by-op execution: float noise, not different weights. Untrained
+    # 200-layer nets give logits up to ~5e8, so the error is relative to the largest logit
+    # (measured 3e-6..5e-6; elementwise it reached 3e-4 on the smaller of two logits).
+    assert np.max(np.abs(traced - out)) <= 1e-4 * np.max(np.abs(out))
     assert list(owner.variables) == names
     assert collection_sizes() == before  # no end_points (or other) collection leak
 
