@@ -12,7 +12,9 @@ your own Keras model. See porting/README.md.
 
 from __future__ import annotations
 
-from .custom import StagedRules, parse_rules, port_custom
+from tfunite.rules import StagedRules, parse_rules
+
+from .custom import port_custom
 from .engine import (
     Chain,
     Entry,
