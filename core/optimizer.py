@@ -39,6 +39,9 @@ def _by_name(name: str, config: dict[str, Any]) -> Any:
     import keras
 
     if int(keras.__version__.split(".")[0]) < 3:
+        # Keras 2's deserializer makes a legacy optimizer of any config that does not
+        # say otherwise.
+        config = {**config, "is_legacy_optimizer": False}
         try:
             import tf_keras as keras
         except ImportError:
