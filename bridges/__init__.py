@@ -12,5 +12,9 @@ KERAS = register(Bridge("keras", "tfunite.bridges.keras", "KerasOwner", ("keras"
 TF_KERAS = register(Bridge("tf_keras", "tfunite.bridges.tf_keras", "TfKerasOwner", ("tf_keras",)))
 SONNET = register(Bridge("sonnet", "tfunite.bridges.sonnet", "SonnetOwner", ("sonnet",)))
 SLIM = register(Bridge("slim", "tfunite.bridges.slim", "SlimOwner", ("tf_slim",), wrappable=False))
-TFLEARN = register(Bridge("tflearn", "tfunite.bridges.tflearn", "TFLearnOwner", ("tflearn",), wrappable=False))
-TF_MODULE = register(Bridge("tf_module", "tfunite.bridges.tf_module", "ModuleOwner", ("tensorflow",)))
+TFLEARN = register(
+    Bridge("tflearn", "tfunite.bridges.tflearn", "TFLearnOwner", ("tflearn",), wrappable=False)
+)
+TF_MODULE = register(
+    Bridge("tf_module", "tfunite.bridges.tf_module", "ModuleOwner", ("tensorflow",))
+)

@@ -113,8 +113,9 @@ def _make_store(tf1: TF1Variables) -> Any:
                 if tf1.frozen:
                     raise DuplicateVariablesError(
                         NEW_VARIABLE_ON_LATER_CALL.format(
-                            owner=tf1.owner, framework=tf1.framework, name=name,
-                            where=tf1.where()))
+                            owner=tf1.owner, framework=tf1.framework, name=name, where=tf1.where()
+                        )
+                    )
                 tf1._store_creating += 1
                 try:
                     return super()._get_single_variable(name, *args, **kwargs)
@@ -196,8 +197,11 @@ class TF1Variables:
         # Asked from inside a TF1 graph (not a tf.function) while the variables are eager:
         # compute the losses eagerly instead of capturing eager variables into that graph.
         graph = ops.get_default_graph()
-        lift = (context.eager_mode() if not tf.executing_eagerly()
-                and getattr(graph, "outer_graph", None) is None else contextlib.nullcontext())
+        lift = (
+            context.eager_mode()
+            if not tf.executing_eagerly() and getattr(graph, "outer_graph", None) is None
+            else contextlib.nullcontext()
+        )
         with lift:
             return [regularizer() for regularizer in self._store._regularizers.values()]
 
@@ -224,7 +228,9 @@ class TF1Variables:
             # so that restoring the collections after a failed call never drops them.
             vs.get_variable_scope_store()
             vs._get_default_variable_store()
-        before = {key: len(default.get_collection(key)) for key in default.get_all_collection_keys()}
+        before = {
+            key: len(default.get_collection(key)) for key in default.get_all_collection_keys()
+        }
         scope_store = vs.get_variable_scope_store()
         saved_counts = dict(scope_store.variable_scopes_count)
         first_in_graph = graph is not None and not self.frozen
@@ -254,14 +260,14 @@ class TF1Variables:
                 scope_store.variable_scopes_count = saved_counts
             for key in default.get_all_collection_keys():
                 items = default.get_collection_ref(key)
-                added = items[before.get(key, 0):]
+                added = items[before.get(key, 0) :]
                 if added and not failed:
                     record.collections[key] = list(added)
                 # Eager / tf.function: leave the collections as they were. TF1 graph: keep
                 # what a successful call added (Saver, UPDATE_OPS), drop a failed call's.
                 if graph is None or failed:
                     if key in before:
-                        del items[before[key]:]
+                        del items[before[key] :]
                     else:
                         default.clear_collection(key)
 
@@ -271,8 +277,12 @@ class TF1Variables:
             if not self._store_creating:
                 raise OwnershipError(
                     LOOSE_VARIABLE.format(
-                        owner=self.owner, framework=self.framework,
-                        name=kwargs.get("name") or "<unnamed>", where=self.where()))
+                        owner=self.owner,
+                        framework=self.framework,
+                        name=kwargs.get("name") or "<unnamed>",
+                        where=self.where(),
+                    )
+                )
             return next_creator(**kwargs)
 
         with vs.with_variable_store(self._store), tf.variable_creator_scope(creator):
@@ -288,24 +298,38 @@ class TF1Variables:
 
         def creator(next_creator, **kwargs):
             if not self._store_creating:
-                raise OwnershipError(LOOSE_VARIABLE.format(
-                    owner=self.owner, framework=self.framework,
-                    name=kwargs.get("name") or "<unnamed>", where=where))
+                raise OwnershipError(
+                    LOOSE_VARIABLE.format(
+                        owner=self.owner,
+                        framework=self.framework,
+                        name=kwargs.get("name") or "<unnamed>",
+                        where=where,
+                    )
+                )
             variable = next_creator(**kwargs)
             created.append(variable)
             requested = kwargs.get("name")
             if isinstance(requested, str) and canonical(variable.name) != requested:
-                raise DuplicateVariablesError(NAME_TAKEN.format(
-                    owner=self.owner, framework=self.framework, name=requested,
-                    got=canonical(variable.name), graph=id(graph)))
+                raise DuplicateVariablesError(
+                    NAME_TAKEN.format(
+                        owner=self.owner,
+                        framework=self.framework,
+                        name=requested,
+                        got=canonical(variable.name),
+                        graph=id(graph),
+                    )
+                )
             return variable
 
         try:
             with contextlib.ExitStack() as stack:
                 stack.enter_context(self._counting_store(store))
                 if not first:
-                    stack.enter_context(vs.variable_scope(
-                        vs.get_variable_scope(), reuse=True, auxiliary_name_scope=False))
+                    stack.enter_context(
+                        vs.variable_scope(
+                            vs.get_variable_scope(), reuse=True, auxiliary_name_scope=False
+                        )
+                    )
                 stack.enter_context(tf.variable_creator_scope(creator))
                 yield
         except BaseException as e:
@@ -320,14 +344,24 @@ class TF1Variables:
             message = str(e)
             missing = re.search(r"Variable (\S+) does not exist", message)
             if missing:
-                raise DuplicateVariablesError(NEW_VARIABLE_ON_LATER_CALL.format(
-                    owner=self.owner, framework=self.framework, name=missing.group(1),
-                    where=where)) from e
+                raise DuplicateVariablesError(
+                    NEW_VARIABLE_ON_LATER_CALL.format(
+                        owner=self.owner,
+                        framework=self.framework,
+                        name=missing.group(1),
+                        where=where,
+                    )
+                ) from e
             exists = re.search(r"Variable (\S+) already exists", message)
             if exists and first:
-                raise DuplicateVariablesError(ALREADY_EXISTS.format(
-                    owner=self.owner, framework=self.framework, name=exists.group(1),
-                    graph=id(graph))) from e
+                raise DuplicateVariablesError(
+                    ALREADY_EXISTS.format(
+                        owner=self.owner,
+                        framework=self.framework,
+                        name=exists.group(1),
+                        graph=id(graph),
+                    )
+                ) from e
             raise
         if first:
             self._graph = graph

@@ -18,7 +18,9 @@ from tfunite.owner import Owner
 
 
 def _own_variables(layer: Any) -> list[tuple[str, Any]]:
-    own = [(v.name, v) for v in list(layer._trainable_variables) + list(layer._non_trainable_variables)]
+    own = [
+        (v.name, v) for v in list(layer._trainable_variables) + list(layer._non_trainable_variables)
+    ]
     for i, generator in enumerate(getattr(layer, "_seed_generators", []) or []):
         prefix = "seed_generator" if i == 0 else f"seed_generator_{i}"
         own.append((f"{prefix}/{generator.state.name}", generator.state))
@@ -61,8 +63,14 @@ class KerasOwner(Owner):
     def _forward(self, inputs: Any, training: bool) -> Any:
         if self._want_endpoints and getattr(self.model, "inputs", None):
             if self._feature_model is None:
-                layers = [layer for layer in self.model.layers if not isinstance(layer, keras.layers.InputLayer)]
-                self._feature_model = keras.Model(self.model.inputs, [layer.output for layer in layers])
+                layers = [
+                    layer
+                    for layer in self.model.layers
+                    if not isinstance(layer, keras.layers.InputLayer)
+                ]
+                self._feature_model = keras.Model(
+                    self.model.inputs, [layer.output for layer in layers]
+                )
                 self._feature_names = [name for name, _ in stable_child_names(layers)]
             outputs = self._feature_model(inputs, training=training)
             self._last_endpoints = dict(zip(self._feature_names, outputs))

@@ -127,8 +127,10 @@ class SlimOwner(Owner):
             if first:
                 self._graph_losses = list(record.collections.get(_LOSSES_KEY, []))
             self._graph_updates.extend(
-                u for u in record.collections.get(_UPDATES_KEY, [])
-                if not any(u is seen for seen in self._graph_updates))
+                u
+                for u in record.collections.get(_UPDATES_KEY, [])
+                if not any(u is seen for seen in self._graph_updates)
+            )
         return net
 
     def _collect(self) -> list[tuple[str, tf.Variable, bool]]:

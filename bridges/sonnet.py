@@ -51,16 +51,18 @@ def _tf2_check_undo(before: object) -> None:
     _tf2_check().checked = before
 
 
-register_fix(Fix(
-    name="sonnet-tf1-graph-check",
-    bridges=("sonnet",),
-    summary="Sonnet 2 asserts eager execution when its first module is constructed, so a "
-    "module built first inside a TF1 graph fails ('Sonnet v2 requires TensorFlow 2') "
-    "although TF2 behaviour is on; run that one-time check eagerly instead.",
-    apply=_tf2_check_apply,
-    undo=_tf2_check_undo,
-    needed=lambda: not _tf2_check().checked,
-))
+register_fix(
+    Fix(
+        name="sonnet-tf1-graph-check",
+        bridges=("sonnet",),
+        summary="Sonnet 2 asserts eager execution when its first module is constructed, so a "
+        "module built first inside a TF1 graph fails ('Sonnet v2 requires TensorFlow 2') "
+        "although TF2 behaviour is on; run that one-time check eagerly instead.",
+        apply=_tf2_check_apply,
+        undo=_tf2_check_undo,
+        needed=lambda: not _tf2_check().checked,
+    )
+)
 
 
 def _children(module: tf.Module) -> list[tf.Module]:
@@ -79,7 +81,11 @@ class SonnetOwner(Owner):
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
-        return None if isinstance(obj, snt.Module) else f"{type(obj).__qualname__} is not an snt.Module"
+        return (
+            None
+            if isinstance(obj, snt.Module)
+            else f"{type(obj).__qualname__} is not an snt.Module"
+        )
 
     def __init__(self, module: Any, name: str | None = None):
         fixes.ensure("sonnet")
@@ -91,12 +97,17 @@ class SonnetOwner(Owner):
 
     def _forward(self, inputs: Any, training: bool) -> Any:
         kwargs = training_kwargs(self.module.__call__, training)
-        if isinstance(self.module, snt.nets.MLP) and getattr(self.module, "_dropout_rate", None) is None:
+        if (
+            isinstance(self.module, snt.nets.MLP)
+            and getattr(self.module, "_dropout_rate", None) is None
+        ):
             kwargs = {}  # MLP refuses is_training unless it has dropout (nothing depends on it)
         if tf.executing_eagerly() or tf.compat.v1.executing_eagerly_outside_functions():
             return self.module(inputs, **kwargs)
         if training not in self._graph_fns:  # TF1 graph: trace once per mode
-            self._graph_fns[training] = tf.function(lambda x: self.module(x, **kwargs), autograph=False)
+            self._graph_fns[training] = tf.function(
+                lambda x: self.module(x, **kwargs), autograph=False
+            )
         return self._graph_fns[training](inputs)
 
     def _collect(self) -> list[tuple[str, tf.Variable, bool]]:

@@ -21,7 +21,9 @@ class ModuleOwner(Owner):
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
-        return None if isinstance(obj, tf.Module) else f"{type(obj).__qualname__} is not a tf.Module"
+        return (
+            None if isinstance(obj, tf.Module) else f"{type(obj).__qualname__} is not a tf.Module"
+        )
 
     def __init__(self, module: tf.Module, name: str | None = None):
         super().__init__(name or module.name)

@@ -133,15 +133,17 @@ def _nest_undo(value: object) -> None:
         del nest.is_sequence
 
 
-register_fix(Fix(
-    name="tflearn-nest-is-sequence",
-    bridges=("tflearn",),
-    summary="tflearn.layers.recurrent imports tensorflow.python.util.nest.is_sequence, "
-    "renamed is_nested in TF 2.x; restore the old name as an alias.",
-    apply=_nest_apply,
-    undo=_nest_undo,
-    needed=lambda: not hasattr(_nest(), "is_sequence"),
-))
+register_fix(
+    Fix(
+        name="tflearn-nest-is-sequence",
+        bridges=("tflearn",),
+        summary="tflearn.layers.recurrent imports tensorflow.python.util.nest.is_sequence, "
+        "renamed is_nested in TF 2.x; restore the old name as an alias.",
+        apply=_nest_apply,
+        undo=_nest_undo,
+        needed=lambda: not hasattr(_nest(), "is_sequence"),
+    )
+)
 
 
 def _pil_image() -> types.ModuleType | None:
@@ -163,15 +165,17 @@ def _pil_undo(value: object) -> None:
         del image.ANTIALIAS
 
 
-register_fix(Fix(
-    name="tflearn-pil-antialias",
-    bridges=("tflearn",),
-    summary="tflearn.data_utils uses PIL.Image.ANTIALIAS as a default argument, removed "
-    "in Pillow 10; restore it as an alias of LANCZOS.",
-    apply=_pil_apply,
-    undo=_pil_undo,
-    needed=lambda: (image := _pil_image()) is not None and not hasattr(image, "ANTIALIAS"),
-))
+register_fix(
+    Fix(
+        name="tflearn-pil-antialias",
+        bridges=("tflearn",),
+        summary="tflearn.data_utils uses PIL.Image.ANTIALIAS as a default argument, removed "
+        "in Pillow 10; restore it as an alias of LANCZOS.",
+        apply=_pil_apply,
+        undo=_pil_undo,
+        needed=lambda: (image := _pil_image()) is not None and not hasattr(image, "ANTIALIAS"),
+    )
+)
 
 
 def _compat_v1() -> types.ModuleType:
@@ -200,15 +204,17 @@ def _keep_eager_undo(original: object) -> None:
     _compat_v1().disable_v2_behavior = original
 
 
-register_fix(Fix(
-    name="tflearn-keep-eager",
-    bridges=("tflearn",),
-    summary="`import tflearn` calls tf.compat.v1.disable_v2_behavior(), switching eager "
-    "execution off for the whole process; ignore that one call (others still work).",
-    apply=_keep_eager_apply,
-    undo=_keep_eager_undo,
-    needed=lambda: not hasattr(_compat_v1().disable_v2_behavior, "_tfunite_original"),
-))
+register_fix(
+    Fix(
+        name="tflearn-keep-eager",
+        bridges=("tflearn",),
+        summary="`import tflearn` calls tf.compat.v1.disable_v2_behavior(), switching eager "
+        "execution off for the whole process; ignore that one call (others still work).",
+        apply=_keep_eager_apply,
+        undo=_keep_eager_undo,
+        needed=lambda: not hasattr(_compat_v1().disable_v2_behavior, "_tfunite_original"),
+    )
+)
 
 
 def _import_tflearn_raw() -> types.ModuleType:
@@ -278,16 +284,18 @@ def _embedding_undo(original_code: object) -> None:
     _embedding_function().__code__ = original_code
 
 
-register_fix(Fix(
-    name="tflearn-embedding-seq-length",
-    bridges=("tflearn",),
-    summary="tflearn.embedding reshapes its ids to [-1, steps, dim, 1] to compute "
-    "seq_length; graph mode prunes that op, eager execution fails on it. Reshape to "
-    "[-1, steps, 1] (the ids' own shape).",
-    apply=_embedding_apply,
-    undo=_embedding_undo,
-    needed=_embedding_needed,
-))
+register_fix(
+    Fix(
+        name="tflearn-embedding-seq-length",
+        bridges=("tflearn",),
+        summary="tflearn.embedding reshapes its ids to [-1, steps, dim, 1] to compute "
+        "seq_length; graph mode prunes that op, eager execution fails on it. Reshape to "
+        "[-1, steps, 1] (the ids' own shape).",
+        apply=_embedding_apply,
+        undo=_embedding_undo,
+        needed=_embedding_needed,
+    )
+)
 
 
 def _variables_module() -> types.ModuleType:
@@ -328,16 +336,18 @@ def _owned_regularizers_undo(state: Any) -> None:
         setattr(module, original.__name__, original)
 
 
-register_fix(Fix(
-    name="tflearn-owned-regularizers",
-    bridges=("tflearn",),
-    summary="Layer regularizers (regularizer='L2') land as one tensor in a global "
-    "collection, computed once eagerly and then stale; inside an owner, keep the "
-    "regularizer functions with the owner so owner.losses recomputes them.",
-    apply=_owned_regularizers_apply,
-    undo=_owned_regularizers_undo,
-    needed=lambda: _unpatched("tflearn.variables", "variable"),
-))
+register_fix(
+    Fix(
+        name="tflearn-owned-regularizers",
+        bridges=("tflearn",),
+        summary="Layer regularizers (regularizer='L2') land as one tensor in a global "
+        "collection, computed once eagerly and then stale; inside an owner, keep the "
+        "regularizer functions with the owner so owner.losses recomputes them.",
+        apply=_owned_regularizers_apply,
+        undo=_owned_regularizers_undo,
+        needed=lambda: _unpatched("tflearn.variables", "variable"),
+    )
+)
 
 
 def _plain_python(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -370,8 +380,9 @@ def _graph_only_apply() -> object:
             owner = _active()
             if owner is not None and not owner.in_graph:
                 where = "inside tf.function" if not tf.executing_eagerly() else "eagerly"
-                raise GraphModeError(GRAPH_ONLY_LAYER.format(
-                    layer=_wrapped.__name__, owner=owner.name, where=where))
+                raise GraphModeError(
+                    GRAPH_ONLY_LAYER.format(layer=_wrapped.__name__, owner=owner.name, where=where)
+                )
             return _wrapped(*args, **kwargs)
 
         functools.update_wrapper(guarded, original)
@@ -387,16 +398,18 @@ def _graph_only_undo(state: Any) -> None:
             setattr(module, original.__name__, original)
 
 
-register_fix(Fix(
-    name="tflearn-graph-only-layers",
-    bridges=("tflearn",),
-    summary="tflearn.input_data and tflearn.regression create placeholders; eagerly "
-    "inside an owner that fails obscurely (or, in tf.function, computes on an unfed "
-    "placeholder). Raise a GraphModeError that says what to do instead.",
-    apply=_graph_only_apply,
-    undo=_graph_only_undo,
-    needed=lambda: _unpatched("tflearn.layers.core", "input_data"),
-))
+register_fix(
+    Fix(
+        name="tflearn-graph-only-layers",
+        bridges=("tflearn",),
+        summary="tflearn.input_data and tflearn.regression create placeholders; eagerly "
+        "inside an owner that fails obscurely (or, in tf.function, computes on an unfed "
+        "placeholder). Raise a GraphModeError that says what to do instead.",
+        apply=_graph_only_apply,
+        undo=_graph_only_undo,
+        needed=lambda: _unpatched("tflearn.layers.core", "input_data"),
+    )
+)
 
 
 def import_tflearn() -> types.ModuleType:
@@ -454,8 +467,10 @@ class TFLearnOwner(Owner):
         super().__init__(name)
         reason = self.decline_reason(fn)
         if reason is not None:
-            raise TypeError(f"tu.tflearn(fn, name={name!r}): {reason}. Fix: pass the "
-                            "function that builds the network, not its result.")
+            raise TypeError(
+                f"tu.tflearn(fn, name={name!r}): {reason}. Fix: pass the "
+                "function that builds the network, not its result."
+            )
         with capturing(self):  # `import tflearn` creates a variable: not a stray one
             self._tflearn = import_tflearn()
         self._fn = fn
@@ -485,7 +500,7 @@ class TFLearnOwner(Owner):
             for key, items in saved.items():
                 default.get_collection_ref(key)[:] = items
         self._last_endpoints = {
-            key[len(LAYER_TENSOR):]: items[-1]
+            key[len(LAYER_TENSOR) :]: items[-1]
             for key, items in record.collections.items()
             if key.startswith(LAYER_TENSOR) and items
         }
@@ -504,7 +519,11 @@ class TFLearnOwner(Owner):
         # An eager owner asked from inside a TF1 graph (not a tf.function): its variables
         # are eager, so compute the losses eagerly.
         in_tf1_graph = getattr(tf.compat.v1.get_default_graph(), "outer_graph", None) is None
-        lift = eager_mode() if in_tf1_graph and not tf.executing_eagerly() else contextlib.nullcontext()
+        lift = (
+            eager_mode()
+            if in_tf1_graph and not tf.executing_eagerly()
+            else contextlib.nullcontext()
+        )
         with lift:
             return [regularizer(var) for var, regularizer in self._regularizers.values()]
 

@@ -82,9 +82,21 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
 # POD dtypes (TF DataType enum -> numpy dtype name) assigned straight from the checked
 # bytes; TF stores them raw, in the bundle's byte order (little-endian, checked).
 _POD = {
-    1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8",
-    8: "complex64", 9: "int64", 10: "bool", 14: "bfloat16", 17: "uint16",
-    18: "complex128", 19: "float16", 22: "uint32", 23: "uint64",
+    1: "float32",
+    2: "float64",
+    3: "int32",
+    4: "uint8",
+    5: "int16",
+    6: "int8",
+    8: "complex64",
+    9: "int64",
+    10: "bool",
+    14: "bfloat16",
+    17: "uint16",
+    18: "complex128",
+    19: "float16",
+    22: "uint32",
+    23: "uint64",
 }
 
 
@@ -111,13 +123,13 @@ def _sliced_name(key: str) -> str:
 @dataclass(frozen=True)
 class Entry:
     key: str
-    dtype: int              # TF DataType enum
+    dtype: int  # TF DataType enum
     shape: tuple[int, ...]
     shard: int
     offset: int
     size: int
-    crc: int                # masked CRC32C, as stored
-    sliced: bool            # a partitioned tensor: its data is in slice entries
+    crc: int  # masked CRC32C, as stored
+    sliced: bool  # a partitioned tensor: its data is in slice entries
 
 
 class Bundle:
@@ -146,7 +158,7 @@ class Bundle:
         footer = len(raw) - _FOOTER
         try:
             _, pos = _varint(raw, footer, footer + 40)  # metaindex offset
-            _, pos = _varint(raw, pos, footer + 40)     # metaindex size
+            _, pos = _varint(raw, pos, footer + 40)  # metaindex size
             index_offset, pos = _varint(raw, pos, footer + 40)
             index_size, pos = _varint(raw, pos, footer + 40)
         except ValueError as e:
@@ -177,14 +189,20 @@ class Bundle:
                 raise CheckpointError(
                     f"Checkpoint {self.prefix}: the index puts tensor {entry.key!r} in shard "
                     f"{entry.shard} of {self.num_shards}: the index file is corrupted. "
-                    "Nothing was loaded. " + _RESTORE_FIX)
+                    "Nothing was loaded. " + _RESTORE_FIX
+                )
 
     def _add(self, key: bytes, proto) -> None:
         entry = Entry(
-            key=key.decode("utf8", "surrogateescape"), dtype=int(proto.dtype),
-            shape=tuple(int(d.size) for d in proto.shape.dim), shard=int(proto.shard_id),
-            offset=int(proto.offset), size=int(proto.size), crc=int(proto.crc32c),
-            sliced=len(proto.slices) > 0)
+            key=key.decode("utf8", "surrogateescape"),
+            dtype=int(proto.dtype),
+            shape=tuple(int(d.size) for d in proto.shape.dim),
+            shard=int(proto.shard_id),
+            offset=int(proto.offset),
+            size=int(proto.size),
+            crc=int(proto.crc32c),
+            sliced=len(proto.slices) > 0,
+        )
         if proto.shape.unknown_rank or any(d < 0 for d in entry.shape):
             raise Unsupported(f"entry {entry.key!r} has no full shape")
         if key.startswith(b"\x00"):  # the keys of slices (checkpoint::EncodeTensorNameSlice)
@@ -192,18 +210,20 @@ class Bundle:
         else:
             self.entries[entry.key] = entry
 
-    def _block_entries(self, raw: bytes, offset: int, size: int, what: str
-                       ) -> Iterator[tuple[bytes, bytes]]:
+    def _block_entries(
+        self, raw: bytes, offset: int, size: int, what: str
+    ) -> Iterator[tuple[bytes, bytes]]:
         end = offset + size
         if end + _TRAILER > len(raw) - _FOOTER or size < 4:
             raise Unsupported(f"{what} block outside the file")
         kind = raw[end]
         stored = struct.unpack_from("<I", raw, end + 1)[0]
         block = raw[offset:end]
-        if unmask(stored) != crc32c(raw[end:end + 1], crc32c(block)):
+        if unmask(stored) != crc32c(raw[end : end + 1], crc32c(block)):
             raise CheckpointError(
                 f"Checkpoint {self.prefix}: a block of its index file {self.index_path} fails "
-                "its checksum: the index is corrupted. Nothing was loaded. " + _RESTORE_FIX)
+                "its checksum: the index is corrupted. Nothing was loaded. " + _RESTORE_FIX
+            )
         if kind != 0:
             raise Unsupported(f"compressed {what} block (type {kind})")
         restarts = struct.unpack_from("<I", block, size - 4)[0]
@@ -218,9 +238,9 @@ class Bundle:
                 length, pos = _varint(block, pos, limit)
                 if shared > len(key) or pos + non_shared + length > limit:
                     raise ValueError("entry runs past its block")
-                key = key[:shared] + block[pos:pos + non_shared]
+                key = key[:shared] + block[pos : pos + non_shared]
                 pos += non_shared
-                yield key, block[pos:pos + length]
+                yield key, block[pos : pos + length]
                 pos += length
         except ValueError as e:
             raise Unsupported(f"{what} block: {e}") from None
@@ -257,10 +277,11 @@ class Bundle:
             raise CheckpointError(
                 f"Checkpoint {self.prefix} is truncated: {what} needs bytes "
                 f"{entry.offset}..{entry.offset + entry.size} of {self.data_path(entry.shard)}, "
-                f"which holds {have} bytes. Nothing was loaded. " + _RESTORE_FIX)
+                f"which holds {have} bytes. Nothing was loaded. " + _RESTORE_FIX
+            )
         if entry.size == 0:
             return memoryview(b"")
-        return memoryview(mm)[entry.offset:entry.offset + entry.size]
+        return memoryview(mm)[entry.offset : entry.offset + entry.size]
 
     def _release(self, entry: Entry) -> None:
         mm, _ = self._maps.get(entry.shard, (None, 0))
@@ -308,7 +329,8 @@ class Bundle:
                     f"Checkpoint {self.prefix}: the index gives {what} "
                     f"({dtype.name} {list(entry.shape)}) {entry.size} bytes of data, expected "
                     f"{count * dtype.itemsize}: the index file is corrupted. Nothing was "
-                    "loaded. " + _RESTORE_FIX)
+                    "loaded. " + _RESTORE_FIX
+                )
             data = self._range(entry, what)
             got = crc32c(data)
             data.release()
@@ -319,7 +341,8 @@ class Bundle:
                     f"Checkpoint {self.prefix}: {what} is corrupted: its string "
                     f"lengths run past its {entry.size} bytes at offset {entry.offset} of "
                     f"{os.path.basename(self.data_path(entry.shard))}. Nothing was loaded. "
-                    + _RESTORE_FIX)
+                    + _RESTORE_FIX
+                )
         self._release(entry)
         want = unmask(entry.crc)
         if got != want:
@@ -328,7 +351,8 @@ class Bundle:
                 f"{entry.size} bytes at offset {entry.offset} of data file "
                 f"{os.path.basename(self.data_path(entry.shard))} should have CRC32C "
                 f"{want:08x} (from the index) but have {got:08x}. Nothing was loaded. "
-                + _RESTORE_FIX)
+                + _RESTORE_FIX
+            )
 
     def _string_crc(self, entry: Entry, what: str) -> int | None:
         """The CRC TF's ReadStringTensor computes: each length as uint32 (uint64 if it
@@ -352,7 +376,7 @@ class Bundle:
             crc = crc32c(packed)
             if pos + 4 + total > end:
                 return None
-            return crc32c(data[pos:pos + 4 + total], crc)
+            return crc32c(data[pos : pos + 4 + total], crc)
         finally:
             data.release()
 
@@ -375,10 +399,12 @@ class Bundle:
                 f"Checkpoint {self.prefix}: tensor {key!r} changed in data file "
                 f"{os.path.basename(self.data_path(entry.shard))} during the load (its CRC32C "
                 f"was {unmask(entry.crc):08x} when checked, now {got:08x}). Fix: do not write "
-                "to a checkpoint while it loads; load it again.")
+                "to a checkpoint while it loads; load it again."
+            )
         mm, _ = self._map(entry.shard)
-        return np.frombuffer(mm, dtype, int(np.prod(entry.shape, dtype=np.int64)),
-                             entry.offset).reshape(entry.shape)
+        return np.frombuffer(
+            mm, dtype, int(np.prod(entry.shape, dtype=np.int64)), entry.offset
+        ).reshape(entry.shape)
 
     def close(self) -> None:
         maps, self._maps = self._maps, {}

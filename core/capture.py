@@ -61,8 +61,20 @@ def capturing(owner: Any) -> Iterator[list[tf.Variable]]:
         stack.pop()
 
 
-_LIBRARIES = ("tensorflow", "keras", "tf_keras", "sonnet", "tf_slim", "tflearn", "tree",
-              "optree", "tfunite", "tfunite.bridges", "tfunite.porting", "tfunite.tools")
+_LIBRARIES = (
+    "tensorflow",
+    "keras",
+    "tf_keras",
+    "sonnet",
+    "tf_slim",
+    "tflearn",
+    "tree",
+    "optree",
+    "tfunite",
+    "tfunite.bridges",
+    "tfunite.porting",
+    "tfunite.tools",
+)
 _library_dirs: tuple[str, ...] | None = None
 
 

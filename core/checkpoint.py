@@ -101,8 +101,12 @@ class TFReader(Reader):
         """Eager fast path: one RestoreV2 straight into a tensor (no numpy copies)."""
         dtype = tf.as_dtype(self.entries[name][1])
         try:
-            return tf.raw_ops.RestoreV2(prefix=self.prefix, tensor_names=[self._keys[name]],
-                                        shape_and_slices=[""], dtypes=[dtype])[0]
+            return tf.raw_ops.RestoreV2(
+                prefix=self.prefix,
+                tensor_names=[self._keys[name]],
+                shape_and_slices=[""],
+                dtypes=[dtype],
+            )[0]
         except tf.errors.OpError as e:
             raise self._corrupt(name, e) from None
 
@@ -153,7 +157,9 @@ class TFReader(Reader):
                     key = self._keys[name]
                     entry = self._bundle.entries.get(key)
                     if entry is None or (entry.shape, entry.dtype) != (
-                            self._all[key][0], self._all[key][1].as_datatype_enum):
+                        self._all[key][0],
+                        self._all[key][1].as_datatype_enum,
+                    ):
                         raise Unsupported(f"{key!r} is not what TensorFlow reads")
                     if self._bundle.check(key, name):
                         self._checked.add(name)
@@ -291,15 +297,18 @@ def object_paths(root: Any) -> dict[int, str]:
     from tensorflow.python.trackable import trackable_utils
 
     objects, paths = graph_view.ObjectGraphView(root)._breadth_first_traversal()
-    return {id(obj): trackable_utils.object_path_to_string(paths[obj])
-            for obj in objects if obj in paths and paths[obj]}
+    return {
+        id(obj): trackable_utils.object_path_to_string(paths[obj])
+        for obj in objects
+        if obj in paths and paths[obj]
+    }
 
 
 # ============================================================================ report
 @dataclass
 class Match:
-    source: str           # name in the checkpoint
-    target: str           # canonical name in the owner
+    source: str  # name in the checkpoint
+    target: str  # canonical name in the owner
     rule: str | None = None
     transform: str | None = None
 
@@ -308,8 +317,8 @@ class Match:
 class Mismatch:
     source: str
     target: str
-    expected: str         # the owner's shape/dtype
-    got: str              # the checkpoint's (after transforms)
+    expected: str  # the owner's shape/dtype
+    got: str  # the checkpoint's (after transforms)
 
 
 @dataclass
@@ -339,12 +348,16 @@ class LoadReport:
         return asdict(self)
 
     def __str__(self) -> str:
-        lines = [f"Load of {self.path} ({self.kind}): {len(self.matched)} matched, "
-                 f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                 f"{len(self.mismatched)} mismatched, {len(self.dropped)} dropped"
-                 + ("" if self.applied else " (nothing assigned)")]
+        lines = [
+            f"Load of {self.path} ({self.kind}): {len(self.matched)} matched, "
+            f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+            f"{len(self.mismatched)} mismatched, {len(self.dropped)} dropped"
+            + ("" if self.applied else " (nothing assigned)")
+        ]
         for m in self.mismatched:
-            lines.append(f"  mismatch   {m.target} <- {m.source}: expected {m.expected}, got {m.got}")
+            lines.append(
+                f"  mismatch   {m.target} <- {m.source}: expected {m.expected}, got {m.got}"
+            )
         lines += [f"  missing    {n}" for n in self.missing]
         lines += [f"  unexpected {n}" for n in self.unexpected]
         for m in self.dropped:
@@ -366,8 +379,7 @@ def _targets(owner: Owner | Mapping[str, tf.Variable]) -> dict[str, tf.Variable]
 _NOT_MODEL = re.compile(r"^(optimizer|save_counter)(/|$)")
 
 
-def _pick_root(reader: Reader, key_prefix: str, leaf: Owner, aliases: dict[str, str]
-               ) -> str | None:
+def _pick_root(reader: Reader, key_prefix: str, leaf: Owner, aliases: dict[str, str]) -> str | None:
     """Where `leaf`'s object sits in an object-based or .h5 checkpoint: the prefix under
     which most of its variables are found, or None if none is.
 
@@ -402,8 +414,9 @@ def _pick_root(reader: Reader, key_prefix: str, leaf: Owner, aliases: dict[str, 
     return roots[0]
 
 
-def _normalize(reader: Reader, owner: Owner | Mapping[str, tf.Variable]
-               ) -> tuple[dict[str, str], list[str], list[str]]:
+def _normalize(
+    reader: Reader, owner: Owner | Mapping[str, tf.Variable]
+) -> tuple[dict[str, str], list[str], list[str]]:
     """{normalized name: checkpoint entry}, the entries outside the owner's object, and
     the owner's variables that this format does not store (alias None).
 
@@ -442,7 +455,8 @@ def _normalize(reader: Reader, owner: Owner | Mapping[str, tf.Variable]
         if entry in used:
             continue
         inside = any(entry.startswith(root) for root in roots_used if root) or (
-            "" in roots_used and not _NOT_MODEL.match(entry))
+            "" in roots_used and not _NOT_MODEL.match(entry)
+        )
         if inside:
             names[entry] = entry  # inside an owner's object but not one of its variables
         else:
@@ -450,9 +464,13 @@ def _normalize(reader: Reader, owner: Owner | Mapping[str, tf.Variable]
     return names, leftover, absent
 
 
-def plan(reader: Reader, owner: Owner | Mapping[str, tf.Variable], rules: RuleSpec = None,
-         transforms: Mapping[str, Transform] | None = None, strict: bool = True
-         ) -> tuple[LoadReport, list[tuple[Match, tf.Variable, Transform | None]]]:
+def plan(
+    reader: Reader,
+    owner: Owner | Mapping[str, tf.Variable],
+    rules: RuleSpec = None,
+    transforms: Mapping[str, Transform] | None = None,
+    strict: bool = True,
+) -> tuple[LoadReport, list[tuple[Match, tf.Variable, Transform | None]]]:
     """Match checkpoint entries to owner variables without reading any tensor."""
     rules = parse_rules(rules)
     transforms = {re.compile(k): t for k, t in (transforms or {}).items()}
@@ -463,7 +481,9 @@ def plan(reader: Reader, owner: Owner | Mapping[str, tf.Variable], rules: RuleSp
         entries = {n: n for n in reader.entries}
     else:
         entries = normalized
-        report.ignored = sorted(outside) + [f"{n} (not stored in {reader.kind} files)" for n in absent]
+        report.ignored = sorted(outside) + [
+            f"{n} (not stored in {reader.kind} files)" for n in absent
+        ]
     steps: list[tuple[Match, tf.Variable, Transform | None]] = []
     claimed: dict[str, str] = {}
     feeds: dict[str, str] = {}
@@ -504,11 +524,19 @@ def plan(reader: Reader, owner: Owner | Mapping[str, tf.Variable], rules: RuleSp
                 "the variables it is meant for, or correct its shape arguments."
             )
         var = targets[target]
-        match = Match(entry, target, str(rule) if rule else None, repr(transform) if transform else None)
+        match = Match(
+            entry, target, str(rule) if rule else None, repr(transform) if transform else None
+        )
         want_shape, want_dtype = tuple(var.shape.as_list()), np.dtype(var.dtype.as_numpy_dtype)
         if tuple(got_shape) != want_shape or dtype != want_dtype:
-            report.mismatched.append(Mismatch(
-                entry, target, f"{want_shape} {want_dtype.name}", f"{tuple(got_shape)} {dtype.name}"))
+            report.mismatched.append(
+                Mismatch(
+                    entry,
+                    target,
+                    f"{want_shape} {want_dtype.name}",
+                    f"{tuple(got_shape)} {dtype.name}",
+                )
+            )
             continue
         steps.append((match, var, transform))
         report.matched.append(match)
@@ -526,21 +554,37 @@ def _refusal(report: LoadReport) -> str:
             f"expects {m.expected} but checkpoint entry {m.source!r} is {m.got}"
         )
     if report.strict and report.missing:
-        parts.append(f"{len(report.missing)} variable(s) missing from the checkpoint, first: "
-                     f"{report.missing[0]!r}")
+        parts.append(
+            f"{len(report.missing)} variable(s) missing from the checkpoint, first: "
+            f"{report.missing[0]!r}"
+        )
     if report.strict and report.unexpected:
-        parts.append(f"{len(report.unexpected)} unexpected checkpoint entr(y/ies), first: "
-                     f"{report.unexpected[0]!r}")
-    fix = ("Fix: map names with rules=[(regex, replacement)] or an assignment_map, or pass "
-           "strict=False to load only what matches" if not report.mismatched else
-           "Fix: load a checkpoint of the same architecture, or add a shape transform")
-    return (f"Refused to load {report.path}: " + "; ".join(parts)
-            + f". Nothing was assigned. {fix}.\n{report}")
+        parts.append(
+            f"{len(report.unexpected)} unexpected checkpoint entr(y/ies), first: "
+            f"{report.unexpected[0]!r}"
+        )
+    fix = (
+        "Fix: map names with rules=[(regex, replacement)] or an assignment_map, or pass "
+        "strict=False to load only what matches"
+        if not report.mismatched
+        else "Fix: load a checkpoint of the same architecture, or add a shape transform"
+    )
+    return (
+        f"Refused to load {report.path}: "
+        + "; ".join(parts)
+        + f". Nothing was assigned. {fix}.\n{report}"
+    )
 
 
-def load(owner: Owner | Mapping[str, tf.Variable], path: str | os.PathLike,
-         rules: RuleSpec = None, strict: bool = True, session: Any = None,
-         transforms: Mapping[str, Transform] | None = None, dry_run: bool = False) -> LoadReport:
+def load(
+    owner: Owner | Mapping[str, tf.Variable],
+    path: str | os.PathLike,
+    rules: RuleSpec = None,
+    strict: bool = True,
+    session: Any = None,
+    transforms: Mapping[str, Transform] | None = None,
+    dry_run: bool = False,
+) -> LoadReport:
     """Load a checkpoint into `owner`, all or nothing; returns a LoadReport.
 
     Args:
@@ -624,8 +668,9 @@ def _graph_ops(owner: Any, graph: tf.Graph) -> dict[Any, Any]:
 
 
 # ============================================================================ save
-def save(owner: Owner | Mapping[str, tf.Variable], path: str | os.PathLike,
-         session: Any = None) -> str:
+def save(
+    owner: Owner | Mapping[str, tf.Variable], path: str | os.PathLike, session: Any = None
+) -> str:
     """Atomically write `owner`'s variables to the checkpoint directory `path`.
 
     Returns the prefix of the bundle written (what TF1 `Saver.restore` takes).
@@ -646,9 +691,13 @@ def save(owner: Owner | Mapping[str, tf.Variable], path: str | os.PathLike,
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
-        raise CheckpointError(f"Cannot create checkpoint directory {path}: {e.strerror}. "
-                              "Fix: choose a writable location.") from None
-    numbers = [int(m.group(1)) for f in os.listdir(path) if (m := re.match(r"ckpt-(\d+)\.index$", f))]
+        raise CheckpointError(
+            f"Cannot create checkpoint directory {path}: {e.strerror}. "
+            "Fix: choose a writable location."
+        ) from None
+    numbers = [
+        int(m.group(1)) for f in os.listdir(path) if (m := re.match(r"ckpt-(\d+)\.index$", f))
+    ]
     prefix = os.path.join(path, f"ckpt-{max(numbers, default=0) + 1}")
     names = list(targets)
     variables = [targets[n] for n in names]
@@ -658,24 +707,37 @@ def save(owner: Owner | Mapping[str, tf.Variable], path: str | os.PathLike,
                 "Saving in a TF1 graph needs the Session that holds the variables. "
                 "Fix: owner.save(path, session=sess)."
             )
-        tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                          tensors=[v.read_value() for v in variables])
+        tf.raw_ops.SaveV2(
+            prefix=prefix,
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
+            tensors=[v.read_value() for v in variables],
+        )
     else:
         cache = _graph_ops(owner, session.graph)
         if "save" not in cache:
             with session.graph.as_default():
                 ph = tf.compat.v1.placeholder(tf.string, [])
-                cache["save"] = (ph, tf.raw_ops.SaveV2(
-                    prefix=ph, tensor_names=names, shape_and_slices=[""] * len(names),
-                    tensors=[v.read_value() for v in variables]))
+                cache["save"] = (
+                    ph,
+                    tf.raw_ops.SaveV2(
+                        prefix=ph,
+                        tensor_names=names,
+                        shape_and_slices=[""] * len(names),
+                        tensors=[v.read_value() for v in variables],
+                    ),
+                )
         ph, op = cache["save"]
         session.run(op, {ph: prefix})
     # The commit point: the state file is replaced by an atomic rename.
     from tensorflow.python.checkpoint import checkpoint_management
 
     checkpoint_management.update_checkpoint_state_internal(
-        save_dir=path, model_checkpoint_path=prefix, all_model_checkpoint_paths=[prefix],
-        save_relative_paths=True)
+        save_dir=path,
+        model_checkpoint_path=prefix,
+        all_model_checkpoint_paths=[prefix],
+        save_relative_paths=True,
+    )
     for old in glob.glob(os.path.join(glob.escape(path), "ckpt-*")):
         if not os.path.basename(old).startswith(os.path.basename(prefix) + "."):
             os.remove(old)
@@ -688,8 +750,12 @@ def inspect(path: str | os.PathLike) -> list[dict[str, Any]]:
     reader = open_checkpoint(path)
     try:
         return [
-            {"name": name, "shape": list(shape), "dtype": dtype.name,
-             "size": int(np.prod(shape, dtype=np.int64)) * dtype.itemsize}
+            {
+                "name": name,
+                "shape": list(shape),
+                "dtype": dtype.name,
+                "size": int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
+            }
             for name, (shape, dtype) in sorted(reader.entries.items())
         ]
     finally:

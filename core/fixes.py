@@ -17,10 +17,10 @@ from .errors import LegacyFixError
 
 @dataclass
 class Fix:
-    name: str                      # "slim-batch-norm-import"
-    bridges: tuple[str, ...]       # bridges that need it
-    summary: str                   # one line: what breaks and what the fix does
-    apply: Callable[[], object]    # applies the patch; returns undo state
+    name: str  # "slim-batch-norm-import"
+    bridges: tuple[str, ...]  # bridges that need it
+    summary: str  # one line: what breaks and what the fix does
+    apply: Callable[[], object]  # applies the patch; returns undo state
     undo: Callable[[object], None] | None = None
     needed: Callable[[], bool] = lambda: True  # False when this TF/library has no bug
     applied: bool = False
@@ -76,7 +76,9 @@ def undo(name: str) -> None:
     fix = FIXES[name]
     if fix.applied:
         if fix.undo is None:
-            raise LegacyFixError(f"Legacy fix {name!r} cannot be undone (it patches no shared state).")
+            raise LegacyFixError(
+                f"Legacy fix {name!r} cannot be undone (it patches no shared state)."
+            )
         fix.undo(fix.state)
         fix.applied = False
         fix.state = None
@@ -84,7 +86,12 @@ def undo(name: str) -> None:
 
 def status() -> list[dict[str, object]]:
     return [
-        {"name": f.name, "bridges": list(f.bridges), "applied": f.applied,
-         "summary": f.summary, "undoable": f.undo is not None}
+        {
+            "name": f.name,
+            "bridges": list(f.bridges),
+            "applied": f.applied,
+            "summary": f.summary,
+            "undoable": f.undo is not None,
+        }
         for f in FIXES.values()
     ]

@@ -86,10 +86,12 @@ def distinct_variable_names(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any
     return out
 
 
-def walk(root: Any, children: Callable[[Any], list[Any]],
-         own_variables: Callable[[Any], list[tuple[str, Any]]],
-         child_names: Callable[[Iterable[Any]], list[tuple[str, Any]]] = stable_child_names,
-         ) -> list[tuple[str, Any]]:
+def walk(
+    root: Any,
+    children: Callable[[Any], list[Any]],
+    own_variables: Callable[[Any], list[tuple[str, Any]]],
+    child_names: Callable[[Iterable[Any]], list[tuple[str, Any]]] = stable_child_names,
+) -> list[tuple[str, Any]]:
     """[(path, variable)] for a layer tree: `own_variables(layer)` gives (name, var) pairs
     a layer holds itself, `children(layer)` its direct sub-layers, `child_names` names
     them. Shared layers and variables are listed once, at their first path."""
@@ -127,14 +129,19 @@ def _parameters(fn: Any) -> Any:
             params = inspect.signature(f).parameters
         except (TypeError, ValueError):
             params = {}
-        named = [p for p in params.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                 and p.name != "self"]
+        named = [
+            p
+            for p in params.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+        ]
         if named:
             return params
         inner = [getattr(f, "__wrapped__", None)] + [
-            c.cell_contents for c in (getattr(f, "__closure__", None) or ())
+            c.cell_contents
+            for c in (getattr(f, "__closure__", None) or ())
             if inspect.isfunction(getattr(c, "cell_contents", None))
-            and c.cell_contents.__name__ in (name, "__call__")]
+            and c.cell_contents.__name__ in (name, "__call__")
+        ]
         queue.extend(x for x in inner if x is not None)
     return {}
 
@@ -151,7 +158,9 @@ def training_kwargs(fn: Any, training: bool) -> dict[str, bool]:
 def attribute_names(module: tf.Module, prefix: str) -> list[tuple[str, tf.Variable]]:
     """[(prefix + attribute path, variable)] for every variable of a tf.Module."""
     out, seen = [], set()
-    for path, var in module._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True):
+    for path, var in module._flatten(
+        predicate=lambda v: isinstance(v, tf.Variable), with_path=True
+    ):
         if id(var) not in seen:
             seen.add(id(var))
             out.append((prefix + "/".join(str(p).lstrip("_") for p in path), var))

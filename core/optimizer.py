@@ -65,7 +65,9 @@ def _tf_variable(v: Any) -> tf.Variable:
 
 
 def _is_variable(v: Any) -> bool:
-    return isinstance(v, tf.Variable) or (hasattr(v, "value") and isinstance(getattr(v, "value", None), tf.Variable))
+    return isinstance(v, tf.Variable) or (
+        hasattr(v, "value") and isinstance(getattr(v, "value", None), tf.Variable)
+    )
 
 
 class Optimizer(Owner):
@@ -124,7 +126,9 @@ class Optimizer(Owner):
         return self
 
     def __call__(self, inputs: Any, training: bool = False) -> Any:
-        raise TypeError("tu.Optimizer is not called; use opt.minimize(loss_fn) or opt.apply(grads).")
+        raise TypeError(
+            "tu.Optimizer is not called; use opt.minimize(loss_fn) or opt.apply(grads)."
+        )
 
     def apply(self, grads: list[Any]) -> None:
         """Apply `grads`, given in the order of `owner.trainable_variables`."""
@@ -176,7 +180,9 @@ class Optimizer(Owner):
             )
         self.build()
         var_list = self._var_list()
-        updates = [op for _, leaf in self.owner.leaves() for op in getattr(leaf, "_updates", list)()]
+        updates = [
+            op for _, leaf in self.owner.leaves() for op in getattr(leaf, "_updates", list)()
+        ]
         grads = tf.gradients(loss, var_list)
 
         # tf_keras (new API) and Sonnet optimizers are eager-style Python: run directly in a
@@ -200,9 +206,14 @@ class Optimizer(Owner):
         ref_ids = set(self._built_for)
         # The step counter and learning rate: a list holding them is the optimizer's own
         # list of all its variables, not slots (it has n entries when n == 2).
-        state = {id(_tf_variable(v)) for v in (getattr(opt, a, None) for a in
-                 ("_iterations", "iterations", "_learning_rate", "learning_rate"))
-                 if v is not None and _is_variable(v)}
+        state = {
+            id(_tf_variable(v))
+            for v in (
+                getattr(opt, a, None)
+                for a in ("_iterations", "iterations", "_learning_rate", "learning_rate")
+            )
+            if v is not None and _is_variable(v)
+        }
         for attr, value in sorted(vars(opt).items()):
             if not isinstance(value, (list, tuple)) or len(value) != n or n == 0:
                 continue
@@ -217,7 +228,9 @@ class Optimizer(Owner):
                     out.append((f"{slot}/{refs[ref_id]}", var, False))
                     in_slots.add(id(var))
         try:
-            variables = opt.variables() if callable(getattr(opt, "variables", None)) else opt.variables
+            variables = (
+                opt.variables() if callable(getattr(opt, "variables", None)) else opt.variables
+            )
         except ValueError:  # a stateless Sonnet optimizer (SGD) refuses to list nothing
             variables = []
         scalars, seen = [], set(in_slots)

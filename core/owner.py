@@ -201,8 +201,9 @@ class Owner:
                 )
             self(example)
         if session is not None:
-            init = self._graph_op("init", lambda: tf.compat.v1.variables_initializer(
-                list(self.variables.values())))
+            init = self._graph_op(
+                "init", lambda: tf.compat.v1.variables_initializer(list(self.variables.values()))
+            )
             session.run(init)
         return self
 
@@ -211,13 +212,27 @@ class Owner:
 
         return save(self, path, session=session)
 
-    def load(self, path: str, rules: Any = None, strict: bool = True, session: Any = None,
-             transforms: Any = None, dry_run: bool = False):
+    def load(
+        self,
+        path: str,
+        rules: Any = None,
+        strict: bool = True,
+        session: Any = None,
+        transforms: Any = None,
+        dry_run: bool = False,
+    ):
         """Load a checkpoint into this owner, all or nothing (see `tu.load`)."""
         from .checkpoint import load
 
-        return load(self, path, rules=rules, strict=strict, session=session,
-                    transforms=transforms, dry_run=dry_run)
+        return load(
+            self,
+            path,
+            rules=rules,
+            strict=strict,
+            session=session,
+            transforms=transforms,
+            dry_run=dry_run,
+        )
 
     # ------------------------------------------------------------------ helpers
     def _graph_op(self, key: Any, make: Any) -> Any:

@@ -19,9 +19,9 @@ from .owner import Owner
 
 @dataclass(frozen=True)
 class Bridge:
-    name: str               # "keras", "tf_keras", "sonnet", ...
-    module: str             # "tfunite.bridges.keras"
-    owner_class: str        # the Owner subclass in that module
+    name: str  # "keras", "tf_keras", "sonnet", ...
+    module: str  # "tfunite.bridges.keras"
+    owner_class: str  # the Owner subclass in that module
     class_prefixes: tuple[str, ...]  # module prefixes of the classes it may accept
     wrappable: bool = True  # False for bridges built from functions (slim, tflearn)
 
@@ -43,7 +43,9 @@ BRIDGES: dict[str, Bridge] = {}
 
 def register(bridge: Bridge) -> Bridge:
     if bridge.name in BRIDGES:
-        raise ValueError(f"Bridge {bridge.name!r} is already registered ({BRIDGES[bridge.name].module}).")
+        raise ValueError(
+            f"Bridge {bridge.name!r} is already registered ({BRIDGES[bridge.name].module})."
+        )
     BRIDGES[bridge.name] = bridge
     return bridge
 

@@ -39,11 +39,13 @@ REAL_MEAN, REAL_STD, NOISE, BATCH = 4.0, 1.25, 4, 64
 def build(seed: int = 0):
     """The same model code for the first run and the resumed one."""
     keras.utils.set_random_seed(seed)
-    generator = keras.Sequential([
-        keras.Input((NOISE,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(1),
-    ])
+    generator = keras.Sequential(
+        [
+            keras.Input((NOISE,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
     discriminator = snt.nets.MLP([16, 16, 1], activation=tf.nn.relu, name="discriminator")
     G = tu.wrap(generator, name="generator")
     D = tu.wrap(discriminator, name="discriminator")
@@ -62,7 +64,9 @@ def build(seed: int = 0):
         def d_loss():
             fake = G(z, training=True)
             real_logits, fake_logits = D(real), D(fake)  # D twice, same variables
-            return bce(tf.ones_like(real_logits), real_logits) + bce(tf.zeros_like(fake_logits), fake_logits)
+            return bce(tf.ones_like(real_logits), real_logits) + bce(
+                tf.zeros_like(fake_logits), fake_logits
+            )
 
         def g_loss():
             fake_logits = D(G(z, training=True))
@@ -100,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--checkpoint-at", type=int, default=750)
-    parser.add_argument("--dir", default=None, help="where checkpoints and logs go (default: a temp dir)")
+    parser.add_argument(
+        "--dir", default=None, help="where checkpoints and logs go (default: a temp dir)"
+    )
     parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not 0 < args.checkpoint_at < args.steps:
@@ -119,22 +125,45 @@ def main(argv: list[str] | None = None) -> int:
 
     losses = train(run, step, 0, args.steps, args.checkpoint_at, ckpt)
     mean = generated_mean(run)
-    print(f"trained {args.steps} steps: generated mean {mean:.3f}, real mean {REAL_MEAN} "
-          f"(d_loss {losses[-1][0]:.4f}, g_loss {losses[-1][1]:.4f})")
-    print(f"checkpoint at step {args.checkpoint_at}: {len(run.variables)} variables in {ckpt} "
-          f"(models and both optimizers)")
+    print(
+        f"trained {args.steps} steps: generated mean {mean:.3f}, real mean {REAL_MEAN} "
+        f"(d_loss {losses[-1][0]:.4f}, g_loss {losses[-1][1]:.4f})"
+    )
+    print(
+        f"checkpoint at step {args.checkpoint_at}: {len(run.variables)} variables in {ckpt} "
+        f"(models and both optimizers)"
+    )
 
-    subprocess.run([sys.executable, os.path.abspath(__file__), "--steps", str(args.steps),
-                    "--checkpoint-at", str(args.checkpoint_at), "--dir", workdir, "--resume"],
-                   check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--steps",
+            str(args.steps),
+            "--checkpoint-at",
+            str(args.checkpoint_at),
+            "--dir",
+            workdir,
+            "--resume",
+        ],
+        check=True,
+    )
     with open(os.path.join(workdir, "resumed.json")) as f:
         resumed = json.load(f)
-    expected = losses[args.checkpoint_at:]
+    expected = losses[args.checkpoint_at :]
     same = resumed["losses"] == expected
-    first_diff = next((i for i, (a, b) in enumerate(zip(resumed["losses"], expected)) if a != b), None)
-    print(f"resumed in a fresh process: {resumed['matched']} variables loaded, "
-          f"{len(expected)} steps replayed: losses "
-          + ("identical bit for bit" if same else f"DIFFER from step {args.checkpoint_at + first_diff}"))
+    first_diff = next(
+        (i for i, (a, b) in enumerate(zip(resumed["losses"], expected)) if a != b), None
+    )
+    print(
+        f"resumed in a fresh process: {resumed['matched']} variables loaded, "
+        f"{len(expected)} steps replayed: losses "
+        + (
+            "identical bit for bit"
+            if same
+            else f"DIFFER from step {args.checkpoint_at + first_diff}"
+        )
+    )
     near = abs(mean - REAL_MEAN) < 0.5
     print(f"generated mean within 0.5 of the real mean: {'yes' if near else 'NO'}")
     return 0 if same and near else 1

@@ -19,8 +19,14 @@ def run_fresh(code: str, timeout: int = 300) -> dict:
     """Run `code` in a fresh Python process (repo root on sys.path); it must print one
     JSON object on its last stdout line, which is returned."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise AssertionError(f"fresh process failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

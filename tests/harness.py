@@ -29,11 +29,11 @@ RTOL = ATOL = 1e-6
 @dataclass
 class Case:
     name: str
-    factory: str                              # attribute of tests.models
+    factory: str  # attribute of tests.models
     framework: str
     names: list[str]
-    native: Callable[[Any, Any, Any], Any]    # native forward: native(obj, x, owner)
-    native_count: Callable[[Any, Any], int]   # variables the framework tracks: (obj, owner)
+    native: Callable[[Any, Any, Any], Any]  # native forward: native(obj, x, owner)
+    native_count: Callable[[Any, Any], int]  # variables the framework tracks: (obj, owner)
     input_shape: tuple[int, ...] = (4, 6)
     wrap: Callable[[Any, str], Any] = field(default=lambda obj, name: tu.wrap(obj, name=name))
 
@@ -53,7 +53,9 @@ def check_names(case: Case, obj: Any, owner: Any) -> None:
     assert list(owner.variables) == case.names
     assert len(owner.variables) == case.native_count(obj, owner)
     assert all(":" not in n for n in owner.variables)
-    parts = {id(v) for v in owner.trainable_variables} | {id(v) for v in owner.non_trainable_variables}
+    parts = {id(v) for v in owner.trainable_variables} | {
+        id(v) for v in owner.non_trainable_variables
+    }
     assert parts == {id(v) for v in owner.variables.values()}
 
 

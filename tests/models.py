@@ -17,12 +17,14 @@ def example(shape=(4, 6), seed=0) -> np.ndarray:
 def keras_sequential():
     import keras
 
-    return keras.Sequential([
-        keras.layers.Dense(8, activation="relu"),
-        keras.layers.BatchNormalization(),
-        keras.layers.Dropout(0.25),
-        keras.layers.Dense(3),
-    ])
+    return keras.Sequential(
+        [
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(0.25),
+            keras.layers.Dense(3),
+        ]
+    )
 
 
 def keras_functional():
@@ -41,7 +43,9 @@ def keras_subclassed():
         def __init__(self):
             super().__init__()
             self.a = keras.layers.Dense(5)
-            self.inner = keras.Sequential([keras.layers.Dense(4), keras.layers.LayerNormalization()])
+            self.inner = keras.Sequential(
+                [keras.layers.Dense(4), keras.layers.LayerNormalization()]
+            )
 
         def call(self, x, training=False):
             return self.inner(tf.nn.relu(self.a(x)), training=training)
@@ -52,11 +56,13 @@ def keras_subclassed():
 def tf_keras_sequential():
     import tf_keras
 
-    return tf_keras.Sequential([
-        tf_keras.layers.Dense(8, activation="relu"),
-        tf_keras.layers.BatchNormalization(),
-        tf_keras.layers.Dense(3),
-    ])
+    return tf_keras.Sequential(
+        [
+            tf_keras.layers.Dense(8, activation="relu"),
+            tf_keras.layers.BatchNormalization(),
+            tf_keras.layers.Dense(3),
+        ]
+    )
 
 
 def sonnet_mlp():
@@ -157,7 +163,9 @@ def slim_net():
         import tf_slim as slim
 
         with tf.compat.v1.variable_scope("net"):
-            with slim.arg_scope([slim.fully_connected], weights_regularizer=slim.l2_regularizer(1e-3)):
+            with slim.arg_scope(
+                [slim.fully_connected], weights_regularizer=slim.l2_regularizer(1e-3)
+            ):
                 net = slim.fully_connected(inputs, 8, scope="fc1")
                 net = slim.batch_norm(net, is_training=is_training, scope="bn")
                 return slim.fully_connected(net, 3, activation_fn=None, scope="logits")

@@ -44,7 +44,9 @@ def variables(values=VALUES, zero=False):
         value = np.asarray(value)
         if zero:
             value = np.full(value.shape, b"" if value.dtype == object else 0, value.dtype)
-        out[name] = tf.Variable(tf.constant(value, dtype=tf.string if value.dtype == object else None))
+        out[name] = tf.Variable(
+            tf.constant(value, dtype=tf.string if value.dtype == object else None)
+        )
     return out
 
 
@@ -58,7 +60,9 @@ def assert_values(targets, values):
         assert got.dtype == want.dtype or want.dtype == object, name
         assert got.shape == want.shape, name
         # Exact equality, bit for bit (np.inf, -0.0 and bfloat16 included).
-        assert got.tobytes() == want.tobytes() if want.dtype != object else list(got) == list(want), name
+        assert (
+            got.tobytes() == want.tobytes() if want.dtype != object else list(got) == list(want)
+        ), name
 
 
 def flip(path: str, offset: int) -> None:
@@ -147,8 +151,10 @@ def test_object_based_checkpoint_is_checked_too(tmp_path):
         np.testing.assert_array_equal(v.numpy(), w.numpy())
     # A flipped byte in the last-written model tensor: nothing is assigned.
     bundle = tub.Bundle(prefix)
-    key = max((e for e in bundle.entries.values() if "VARIABLE_VALUE" in e.key and e.size),
-              key=lambda e: e.offset).key
+    key = max(
+        (e for e in bundle.entries.values() if "VARIABLE_VALUE" in e.key and e.size),
+        key=lambda e: e.offset,
+    ).key
     flip(data_file(prefix), entry(prefix, key).offset + entry(prefix, key).size // 2)
     for v in owner.variables.values():
         v.assign(tf.zeros_like(v))
@@ -162,12 +168,19 @@ def test_object_based_checkpoint_is_checked_too(tmp_path):
 
 def test_multi_shard_bundle(tmp_path):
     a, b = np.arange(10, dtype=np.float32), np.arange(12, dtype=np.int64).reshape(3, 4)
-    tf.raw_ops.SaveV2(prefix=str(tmp_path / "p0"), tensor_names=["a", "s"], shape_and_slices=["", ""],
-                      tensors=[a, tf.constant([b"x", b"yy"])])
-    tf.raw_ops.SaveV2(prefix=str(tmp_path / "p1"), tensor_names=["b"], shape_and_slices=[""], tensors=[b])
+    tf.raw_ops.SaveV2(
+        prefix=str(tmp_path / "p0"),
+        tensor_names=["a", "s"],
+        shape_and_slices=["", ""],
+        tensors=[a, tf.constant([b"x", b"yy"])],
+    )
+    tf.raw_ops.SaveV2(
+        prefix=str(tmp_path / "p1"), tensor_names=["b"], shape_and_slices=[""], tensors=[b]
+    )
     prefix = str(tmp_path / "m")
-    tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=[str(tmp_path / "p0"), str(tmp_path / "p1")],
-                                  destination_prefix=prefix)
+    tf.raw_ops.MergeV2Checkpoints(
+        checkpoint_prefixes=[str(tmp_path / "p0"), str(tmp_path / "p1")], destination_prefix=prefix
+    )
     assert os.path.exists(data_file(prefix, 1, 2))
     assert tub.Bundle(prefix).entries["b"].shard == 1
     want = {"a": a, "b": b, "s": np.array([b"x", b"yy"], object)}
@@ -177,8 +190,11 @@ def test_multi_shard_bundle(tmp_path):
     flip(data_file(prefix, 1, 2), 40)
     targets = variables(want, zero=True)
     before = snapshot(targets)
-    with pytest.raises(tu.CheckpointError, match=r"tensor 'b' is corrupted: its 96 bytes at offset 0 "
-                       r"of data file m\.data-00001-of-00002"):
+    with pytest.raises(
+        tu.CheckpointError,
+        match=r"tensor 'b' is corrupted: its 96 bytes at offset 0 "
+        r"of data file m\.data-00001-of-00002",
+    ):
         tu.load(targets, prefix)
     assert_values(targets, before)
 
@@ -186,9 +202,12 @@ def test_multi_shard_bundle(tmp_path):
 def test_partitioned_tensor(tmp_path):
     w = np.arange(18, dtype=np.float32).reshape(6, 3)
     prefix = str(tmp_path / "part")
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=["w", "w", "c"],
-                      shape_and_slices=["6 3 0,3:-", "6 3 3,3:-", ""],
-                      tensors=[w[:3], w[3:], tf.constant(7)])
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=["w", "w", "c"],
+        shape_and_slices=["6 3 0,3:-", "6 3 3,3:-", ""],
+        tensors=[w[:3], w[3:], tf.constant(7)],
+    )
     bundle = tub.Bundle(prefix)
     assert bundle.entries["w"].sliced and len(bundle.slice_entries) == 2
     targets = variables({"w": w, "c": np.int32(7)}, zero=True)
@@ -203,19 +222,25 @@ def test_partitioned_tensor(tmp_path):
 
 def test_transforms_apply_to_checked_bytes(tmp_path):
     w = np.arange(18, dtype=np.float32).reshape(3, 6)
-    prefix = tu.save({"w": tf.Variable(w), "b": tf.Variable(np.ones(3, np.float32))}, tmp_path / "ck")
+    prefix = tu.save(
+        {"w": tf.Variable(w), "b": tf.Variable(np.ones(3, np.float32))}, tmp_path / "ck"
+    )
     o = tu.wrap(models.tf_module(), name="affine")
     tu.load(o, prefix, transforms={"w": tu.Transpose((1, 0))})
     np.testing.assert_array_equal(o.variables["w"].numpy(), w.T)
 
 
 def test_tf1_session_load_is_checked(tmp_path):
-    prefix = tu.save(variables({"f32": VALUES["f32"], "i64": VALUES["i64"], "text": VALUES["text"]}),
-                     tmp_path / "ck")
+    prefix = tu.save(
+        variables({"f32": VALUES["f32"], "i64": VALUES["i64"], "text": VALUES["text"]}),
+        tmp_path / "ck",
+    )
     want = {"f32": VALUES["f32"], "i64": VALUES["i64"], "text": VALUES["text"]}
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-        targets = {n: tf.compat.v1.Variable(np.zeros_like(v) if v.dtype != object else [b""] * 4,
-                                            name=n) for n, v in want.items()}
+        targets = {
+            n: tf.compat.v1.Variable(np.zeros_like(v) if v.dtype != object else [b""] * 4, name=n)
+            for n, v in want.items()
+        }
         sess.run(tf.compat.v1.global_variables_initializer())
         tu.load(targets, prefix, session=sess)
         got = sess.run(targets)
@@ -240,10 +265,14 @@ def test_flipped_byte_in_a_tensor_refuses_the_whole_load(saved, tmp_path, key):
     message = str(info.value)
     assert f"Checkpoint {prefix}: tensor '{key}' is corrupted" in message
     assert "Nothing was loaded. Fix: restore the checkpoint from a good copy" in message
-    assert key == "text" or (f"at offset {e.offset}" in message and
-                             f"should have CRC32C {tub.unmask(e.crc):08x} (from the index)" in message)
+    assert key == "text" or (
+        f"at offset {e.offset}" in message
+        and f"should have CRC32C {tub.unmask(e.crc):08x} (from the index)" in message
+    )
     for name, var in targets.items():  # every variable, before and after the bad one
-        assert var.numpy().tobytes() == before[name].tobytes() or list(var.numpy()) == list(before[name]), name
+        assert var.numpy().tobytes() == before[name].tobytes() or list(var.numpy()) == list(
+            before[name]
+        ), name
 
 
 def test_corrupt_string_lengths_refuse_the_load(saved, tmp_path):
@@ -274,8 +303,11 @@ def test_truncated_string_tensor_past_the_numeric_size_check(tmp_path):
     with open(data_file(prefix), "r+b") as f:
         f.truncate(os.path.getsize(data_file(prefix)) - 10)
     targets = variables(values, zero=True)
-    with pytest.raises(tu.CheckpointError, match=r"is truncated: tensor 'z' needs bytes \d+\.\.\d+ "
-                       r"of .*data-00000-of-00001, which holds \d+ bytes\. Nothing was loaded"):
+    with pytest.raises(
+        tu.CheckpointError,
+        match=r"is truncated: tensor 'z' needs bytes \d+\.\.\d+ "
+        r"of .*data-00000-of-00001, which holds \d+ bytes\. Nothing was loaded",
+    ):
         tu.load(targets, tmp_path / "ck")
     assert not targets["a"].numpy().any()
 
@@ -311,8 +343,8 @@ def test_compressed_index_block_is_not_guessed(saved, tmp_path):
     index_size, _ = tub._varint(bytes(raw), pos, footer + 40)
     end = index_offset + index_size
     raw[end] = 1  # snappy
-    crc = tub.crc32c(bytes(raw[end:end + 1]), tub.crc32c(bytes(raw[index_offset:end])))
-    raw[end + 1:end + 5] = struct.pack("<I", tub.mask(crc))
+    crc = tub.crc32c(bytes(raw[end : end + 1]), tub.crc32c(bytes(raw[index_offset:end])))
+    raw[end + 1 : end + 5] = struct.pack("<I", tub.mask(crc))
     with pytest.raises(tub.Unsupported, match="compressed index block"):
         parse(bytes(raw), tmp_path)
 
@@ -331,15 +363,22 @@ def test_unsupported_bundle_falls_back_to_reading_everything_first(saved, tmp_pa
     flip(data_file(prefix), entry(prefix, "text").offset + 10)
     targets = variables(zero=True)
     before = snapshot(targets)
-    with pytest.raises(tu.CheckpointError, match=r"tensor 'text' cannot be read .*Checksum does not match"):
+    with pytest.raises(
+        tu.CheckpointError, match=r"tensor 'text' cannot be read .*Checksum does not match"
+    ):
         tu.load(targets, tmp_path / "ck")
     for name, var in targets.items():
-        assert var.numpy().tobytes() == before[name].tobytes() or list(var.numpy()) == list(before[name]), name
+        assert var.numpy().tobytes() == before[name].tobytes() or list(var.numpy()) == list(
+            before[name]
+        ), name
 
 
 def test_v1_corruption_is_found_before_anything_is_assigned(tmp_path):
-    values = {"a": np.arange(100000, dtype=np.float32), "b": np.ones(100000, np.float32),
-              "c": np.full(50000, 3, np.float32)}
+    values = {
+        "a": np.arange(100000, dtype=np.float32),
+        "b": np.ones(100000, np.float32),
+        "c": np.full(50000, 3, np.float32),
+    }
     with tf.Graph().as_default():
         vs = [tf.compat.v1.Variable(v, name=n) for n, v in values.items()]
         saver = tf.compat.v1.train.Saver(vs, write_version=tf.compat.v1.train.SaverDef.V1)
@@ -361,8 +400,9 @@ def test_pod_tensors_are_assigned_from_the_checked_bytes(saved, tmp_path, monkey
     _, targets = saved
     read = []
     original = tuc.TFReader.read_tensor
-    monkeypatch.setattr(tuc.TFReader, "read_tensor",
-                        lambda self, name: read.append(name) or original(self, name))
+    monkeypatch.setattr(
+        tuc.TFReader, "read_tensor", lambda self, name: read.append(name) or original(self, name)
+    )
     tu.load(targets, tmp_path / "ck")
     assert read == ["text"]
     assert_values(targets, VALUES)
@@ -384,7 +424,8 @@ def test_without_the_crc32c_module_loads_read_everything_first(saved, tmp_path, 
 
 
 def test_a_file_changed_after_the_check_is_caught_before_its_tensor_is_assigned(
-        saved, tmp_path, monkeypatch):
+    saved, tmp_path, monkeypatch
+):
     """The bytes assigned are checksummed again: a write into the data file between the
     check and the assignment is an error naming what was already assigned."""
     prefix, targets = saved
@@ -395,20 +436,32 @@ def test_a_file_changed_after_the_check_is_caught_before_its_tensor_is_assigned(
         flip(data_file(prefix), entry(prefix, "i64").offset)  # in place: the map sees it
 
     monkeypatch.setattr(tuc.TFReader, "check", check_then_write)
-    with pytest.raises(tu.CheckpointError, match=r"tensor 'i64' changed in data file .* during the "
-                       r"load .*Fix: do not write to a checkpoint while it loads.* \d+ of 12 "
-                       r"variables had already been assigned"):
+    with pytest.raises(
+        tu.CheckpointError,
+        match=r"tensor 'i64' changed in data file .* during the "
+        r"load .*Fix: do not write to a checkpoint while it loads.* \d+ of 12 "
+        r"variables had already been assigned",
+    ):
         tu.load(targets, tmp_path / "ck")
 
 
 def test_missing_shard_refuses_the_load(tmp_path):
-    tf.raw_ops.SaveV2(prefix=str(tmp_path / "p0"), tensor_names=["a"], shape_and_slices=[""],
-                      tensors=[np.ones(4, np.float32)])
-    tf.raw_ops.SaveV2(prefix=str(tmp_path / "p1"), tensor_names=["b"], shape_and_slices=[""],
-                      tensors=[np.ones(2, np.float32)])
+    tf.raw_ops.SaveV2(
+        prefix=str(tmp_path / "p0"),
+        tensor_names=["a"],
+        shape_and_slices=[""],
+        tensors=[np.ones(4, np.float32)],
+    )
+    tf.raw_ops.SaveV2(
+        prefix=str(tmp_path / "p1"),
+        tensor_names=["b"],
+        shape_and_slices=[""],
+        tensors=[np.ones(2, np.float32)],
+    )
     prefix = str(tmp_path / "m")
-    tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=[str(tmp_path / "p0"), str(tmp_path / "p1")],
-                                  destination_prefix=prefix)
+    tf.raw_ops.MergeV2Checkpoints(
+        checkpoint_prefixes=[str(tmp_path / "p0"), str(tmp_path / "p1")], destination_prefix=prefix
+    )
     os.replace(data_file(prefix, 0, 2), str(tmp_path / "elsewhere"))
     # Shard 1 alone is larger than tensor 'a': the size check of verify() passes.
     with open(data_file(prefix, 1, 2), "ab") as f:

@@ -52,7 +52,12 @@ def test_inspect_lists_names_shapes_dtypes(owner, tmp_path):
     rows = tu.inspect(tmp_path / "ck")
     assert [r["name"] for r in rows] == sorted(owner.variables)
     kernel = next(r for r in rows if r["name"] == "dense/kernel")
-    assert kernel == {"name": "dense/kernel", "shape": [6, 8], "dtype": "float32", "size": 6 * 8 * 4}
+    assert kernel == {
+        "name": "dense/kernel",
+        "shape": [6, 8],
+        "dtype": "float32",
+        "size": 6 * 8 * 4,
+    }
 
 
 def test_second_save_replaces_first_and_keeps_one_bundle(owner, tmp_path):
@@ -60,8 +65,14 @@ def test_second_save_replaces_first_and_keeps_one_bundle(owner, tmp_path):
     owner.variables["dense/bias"].assign(tf.ones([8]))
     prefix = tu.save(owner, tmp_path / "ck")
     assert prefix.endswith("ckpt-2")
-    assert sorted(os.listdir(tmp_path / "ck")) == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
-    np.testing.assert_array_equal(tf.train.load_checkpoint(str(tmp_path / "ck")).get_tensor("dense/bias"), np.ones(8))
+    assert sorted(os.listdir(tmp_path / "ck")) == [
+        "checkpoint",
+        "ckpt-2.data-00000-of-00001",
+        "ckpt-2.index",
+    ]
+    np.testing.assert_array_equal(
+        tf.train.load_checkpoint(str(tmp_path / "ck")).get_tensor("dense/bias"), np.ones(8)
+    )
 
 
 def test_interrupted_save_leaves_last_good_checkpoint(owner, tmp_path, monkeypatch):
@@ -114,8 +125,10 @@ def test_dry_run_assigns_nothing(owner, tmp_path):
 
 def test_transform_applies_before_shape_check(tmp_path):
     o = tu.wrap(models.tf_module(), name="affine")
-    path = v1_checkpoint({"w": np.arange(18, dtype=np.float32).reshape(3, 6), "b": np.zeros(3, np.float32)},
-                         str(tmp_path / "t.ckpt"))
+    path = v1_checkpoint(
+        {"w": np.arange(18, dtype=np.float32).reshape(3, 6), "b": np.zeros(3, np.float32)},
+        str(tmp_path / "t.ckpt"),
+    )
     tu.load(o, path, transforms={"w": tu.Transpose((1, 0))})
     np.testing.assert_array_equal(o.variables["w"].numpy(), np.arange(18).reshape(3, 6).T)
 
@@ -142,7 +155,9 @@ def test_truncated_v2_data(owner, tmp_path):
     for v in owner.variables.values():
         v.assign(tf.zeros_like(v))
     before = snapshot(owner)
-    with pytest.raises(tu.CheckpointError, match=r"is truncated: its index describes \d+ bytes .* hold \d+ bytes"):
+    with pytest.raises(
+        tu.CheckpointError, match=r"is truncated: its index describes \d+ bytes .* hold \d+ bytes"
+    ):
         tu.load(owner, tmp_path / "ck")
     assert_unchanged(owner, before)
 
@@ -174,7 +189,10 @@ def test_corrupted_data_detected(owner, tmp_path):
     for v in owner.variables.values():
         v.assign(tf.zeros_like(v))
     before = snapshot(owner)
-    with pytest.raises(tu.CheckpointError, match=r"tensor '.+' is corrupted: .* should have CRC32C [0-9a-f]{8} \(from the index\) but have [0-9a-f]{8}\. Nothing was loaded\. Fix:"):
+    with pytest.raises(
+        tu.CheckpointError,
+        match=r"tensor '.+' is corrupted: .* should have CRC32C [0-9a-f]{8} \(from the index\) but have [0-9a-f]{8}\. Nothing was loaded\. Fix:",
+    ):
         tu.load(owner, tmp_path / "ck")
     assert_unchanged(owner, before)
 
@@ -189,7 +207,10 @@ def _checkpoint_without(owner, tmp_path, drop=(), extra=None, change=None):
 def test_missing_variable(owner, tmp_path):
     path = _checkpoint_without(owner, tmp_path, drop=["dense_1/bias"])
     before = snapshot(owner)
-    with pytest.raises(tu.LoadError, match=r"1 variable\(s\) missing from the checkpoint, first: 'dense_1/bias'.*Nothing was assigned"):
+    with pytest.raises(
+        tu.LoadError,
+        match=r"1 variable\(s\) missing from the checkpoint, first: 'dense_1/bias'.*Nothing was assigned",
+    ):
         tu.load(owner, path)
     assert_unchanged(owner, before)
     report = tu.load(owner, path, strict=False)
@@ -199,7 +220,9 @@ def test_missing_variable(owner, tmp_path):
 def test_unexpected_variable(owner, tmp_path):
     path = _checkpoint_without(owner, tmp_path, extra={"head/w": np.zeros(2, np.float32)})
     before = snapshot(owner)
-    with pytest.raises(tu.LoadError, match=r"1 unexpected checkpoint entr\(y/ies\), first: 'head/w'.*strict=False"):
+    with pytest.raises(
+        tu.LoadError, match=r"1 unexpected checkpoint entr\(y/ies\), first: 'head/w'.*strict=False"
+    ):
         tu.load(owner, path)
     assert_unchanged(owner, before)
 
@@ -207,7 +230,10 @@ def test_unexpected_variable(owner, tmp_path):
 def test_shape_mismatch(owner, tmp_path):
     path = _checkpoint_without(owner, tmp_path, change={"dense/bias": np.zeros(9, np.float32)})
     before = snapshot(owner)
-    with pytest.raises(tu.LoadError, match=r"variable 'dense/bias' expects \(8,\) float32 but checkpoint entry 'dense/bias' is \(9,\) float32"):
+    with pytest.raises(
+        tu.LoadError,
+        match=r"variable 'dense/bias' expects \(8,\) float32 but checkpoint entry 'dense/bias' is \(9,\) float32",
+    ):
         tu.load(owner, path, strict=False)
     assert_unchanged(owner, before)
 
@@ -215,7 +241,10 @@ def test_shape_mismatch(owner, tmp_path):
 def test_dtype_mismatch(owner, tmp_path):
     path = _checkpoint_without(owner, tmp_path, change={"dense/bias": np.zeros(8, np.float64)})
     before = snapshot(owner)
-    with pytest.raises(tu.LoadError, match=r"expects \(8,\) float32 but checkpoint entry 'dense/bias' is \(8,\) float64"):
+    with pytest.raises(
+        tu.LoadError,
+        match=r"expects \(8,\) float32 but checkpoint entry 'dense/bias' is \(8,\) float64",
+    ):
         tu.load(owner, path)
     assert_unchanged(owner, before)
 
@@ -223,7 +252,9 @@ def test_dtype_mismatch(owner, tmp_path):
 def test_rules_mapping_two_entries_onto_one_variable(owner, tmp_path):
     path = _checkpoint_without(owner, tmp_path, extra={"copy/dense/bias": np.zeros(8, np.float32)})
     before = snapshot(owner)
-    with pytest.raises(tu.RuleError, match=r"Rules map two checkpoint entries onto variable 'dense/bias'"):
+    with pytest.raises(
+        tu.RuleError, match=r"Rules map two checkpoint entries onto variable 'dense/bias'"
+    ):
         tu.load(owner, path, rules=[(r"copy/(.*)", r"\1")])
     assert_unchanged(owner, before)
 
@@ -286,7 +317,11 @@ def test_reads_keras3_weights_h5_keras_and_legacy_h5(tmp_path):
     source.save(str(tmp_path / "m.keras"))
     source.save(str(tmp_path / "m.h5"))
     want = {v.path: v.numpy() for v in source.variables}
-    for path, kind in [("w.weights.h5", "keras-h5"), ("m.keras", "keras-zip"), ("m.h5", "keras-legacy-h5")]:
+    for path, kind in [
+        ("w.weights.h5", "keras-h5"),
+        ("m.keras", "keras-zip"),
+        ("m.h5", "keras-legacy-h5"),
+    ]:
         owner = tu.wrap(models.keras_sequential(), name="net")
         owner(models.example())
         report = tu.load(owner, tmp_path / path)
@@ -328,8 +363,11 @@ def test_object_checkpoint_with_two_fitting_models_is_not_guessed(tmp_path):
     prefix = tf.train.Checkpoint(teacher=_mlp(1.0), student=_mlp(2.0)).write(str(tmp_path / "o"))
     owner = _mlp_owner("one")
     before = snapshot(owner)
-    with pytest.raises(tu.CheckpointError, match=r"holds 2 objects that fit the sonnet owner "
-                       r"'one' equally well: \['student/', 'teacher/'\].*Fix: wrap the owner"):
+    with pytest.raises(
+        tu.CheckpointError,
+        match=r"holds 2 objects that fit the sonnet owner "
+        r"'one' equally well: \['student/', 'teacher/'\].*Fix: wrap the owner",
+    ):
         tu.load(owner, prefix)
     assert_unchanged(owner, before)
 
@@ -338,8 +376,11 @@ def test_one_checkpoint_entry_never_feeds_two_variables(tmp_path):
     prefix = tf.train.Checkpoint(model=_mlp(1.0)).write(str(tmp_path / "o"))
     a, b = _mlp_owner("a"), _mlp_owner("b")
     before = snapshot(a)
-    with pytest.raises(tu.CheckpointError, match=r"entry 'model/.*' of .* would feed two "
-                       r"variables, 'a/mlp/.*' and 'b/mlp/.*'.*Fix: load each owner"):
+    with pytest.raises(
+        tu.CheckpointError,
+        match=r"entry 'model/.*' of .* would feed two "
+        r"variables, 'a/mlp/.*' and 'b/mlp/.*'.*Fix: load each owner",
+    ):
         tu.load(tu.Parameters("p", a=a, b=b), prefix)
     assert_unchanged(a, before)
 

@@ -36,18 +36,25 @@ def test_parameters_nest_and_prefix():
     names = list(params.variables)
     assert names[0] == "generator/dense/kernel"
     assert "critic/d/mlp/linear_0/w" in names
-    assert len(params.trainable_variables) == len(g.trainable_variables) + len(d.trainable_variables)
+    assert len(params.trainable_variables) == len(g.trainable_variables) + len(
+        d.trainable_variables
+    )
     with pytest.raises(KeyError, match=r"has no child 'nope'; children: \['critic', 'generator'\]"):
         params["nope"]
     with pytest.raises(TypeError, match=r"is a container of owners, not a model"):
         params(1.0)
 
 
-@pytest.mark.parametrize("factory, names", [
-    ("keras_unnamed_weights", ["linear/variable", "linear/variable_1"]),
-    ("tf_keras_nested_functional",
-     ["model/dense/kernel", "model/dense/bias", "dense/kernel", "dense/bias"]),
-])
+@pytest.mark.parametrize(
+    "factory, names",
+    [
+        ("keras_unnamed_weights", ["linear/variable", "linear/variable_1"]),
+        (
+            "tf_keras_nested_functional",
+            ["model/dense/kernel", "model/dense/bias", "dense/kernel", "dense/bias"],
+        ),
+    ],
+)
 def test_names_do_not_depend_on_what_was_built_before(factory, names):
     models.pollute()
     owner = tu.wrap(getattr(models, factory)(), name="m")
@@ -81,8 +88,11 @@ def test_parameters_not_built_error():
 
 
 def test_strict_ownership_names_variable_and_line():
-    with pytest.raises(tu.OwnershipError, match=r"Variable 'stray' at .*test_core.py:\d+ in "
-                       r"test_strict\w* was created outside any owner and no owner listed it"):
+    with pytest.raises(
+        tu.OwnershipError,
+        match=r"Variable 'stray' at .*test_core.py:\d+ in "
+        r"test_strict\w* was created outside any owner and no owner listed it",
+    ):
         with tu.strict():
             owner = tu.wrap(models.sonnet_mlp(), name="m")
             owner(models.example())  # created inside an owner: fine
@@ -122,7 +132,9 @@ def test_invalid_owner_name():
 
 def test_variables_before_build():
     owner = tu.wrap(models.sonnet_mlp(), name="m")
-    with pytest.raises(tu.NotBuiltError, match=r"Fix: call m\(example\) or m.initialize\(example\)"):
+    with pytest.raises(
+        tu.NotBuiltError, match=r"Fix: call m\(example\) or m.initialize\(example\)"
+    ):
         owner.variables
     with pytest.raises(tu.NotBuiltError, match=r"cannot create its variables without an example"):
         owner.initialize()
@@ -132,7 +144,10 @@ def test_variables_before_build():
 def test_keras3_in_tf1_graph_suggests_tf_keras():
     owner = tu.wrap(models.keras_sequential(), name="k")
     with tf.Graph().as_default():
-        with pytest.raises(tu.GraphModeError, match=r"wraps keras, which does not run in a TF1 graph/Session. Fix: build the model with tf_keras"):
+        with pytest.raises(
+            tu.GraphModeError,
+            match=r"wraps keras, which does not run in a TF1 graph/Session. Fix: build the model with tf_keras",
+        ):
             owner(tf.compat.v1.placeholder(tf.float32, [None, 6]))
 
 
@@ -141,7 +156,9 @@ def test_owner_built_in_one_graph_called_in_another():
         owner = tu.wrap(models.tf_keras_sequential(), name="t")
         owner(tf.compat.v1.placeholder(tf.float32, [None, 6]))
     with tf.Graph().as_default():
-        with pytest.raises(tu.GraphModeError, match=r"was built in graph 0x[0-9a-f]+ but is now called in graph"):
+        with pytest.raises(
+            tu.GraphModeError, match=r"was built in graph 0x[0-9a-f]+ but is now called in graph"
+        ):
             owner(tf.compat.v1.placeholder(tf.float32, [None, 6]))
     with pytest.raises(tu.GraphModeError, match=r"is now called eagerly"):
         owner(models.example())
@@ -155,7 +172,10 @@ def test_duplicate_variables_on_second_call_detected():
 
     owner = tu.wrap(Leaky(), name="leaky")
     owner(models.example())
-    with pytest.raises(tu.DuplicateVariablesError, match=r"Owner 'leaky' \(tf_module\) created new variables on a later call"):
+    with pytest.raises(
+        tu.DuplicateVariablesError,
+        match=r"Owner 'leaky' \(tf_module\) created new variables on a later call",
+    ):
         owner(models.example())
 
 
@@ -165,9 +185,16 @@ def _train(opt_factory, steps, owner_factory=models.sonnet_bn):
     owner(x)
     for i, v in enumerate(owner.variables.values()):  # deterministic start
         if v.dtype.is_floating:
-            v.assign(np.full(v.shape, 0.01 * (i + 1), v.dtype.as_numpy_dtype) + np.linspace(0, 0.1, v.shape.num_elements()).reshape(v.shape).astype(v.dtype.as_numpy_dtype))
+            v.assign(
+                np.full(v.shape, 0.01 * (i + 1), v.dtype.as_numpy_dtype)
+                + np.linspace(0, 0.1, v.shape.num_elements())
+                .reshape(v.shape)
+                .astype(v.dtype.as_numpy_dtype)
+            )
     opt = tu.Optimizer(opt_factory(), owner)
-    step = tf.function(lambda: opt.minimize(lambda: tf.reduce_mean((owner(x, training=True) - y) ** 2)))
+    step = tf.function(
+        lambda: opt.minimize(lambda: tf.reduce_mean((owner(x, training=True) - y) ** 2))
+    )
     return owner, opt, step
 
 
@@ -177,9 +204,11 @@ def test_optimizer_checkpoint_resumes_exactly(kind, tmp_path):
     import sonnet as snt
     import tf_keras
 
-    factory = {"keras": lambda: keras.optimizers.Adam(1e-2),
-               "tf_keras": lambda: tf_keras.optimizers.Adam(1e-2),
-               "sonnet": lambda: snt.optimizers.Adam(1e-2)}[kind]
+    factory = {
+        "keras": lambda: keras.optimizers.Adam(1e-2),
+        "tf_keras": lambda: tf_keras.optimizers.Adam(1e-2),
+        "sonnet": lambda: snt.optimizers.Adam(1e-2),
+    }[kind]
     owner, opt, step = _train(factory, 0)
     opt.build()
     both = tu.Parameters("run", model=owner, opt=opt)
@@ -275,8 +304,15 @@ def test_tf_keras_functional_train_op_runs_without_feeding_the_input_placeholder
         train = tu.Optimizer(tf_keras.optimizers.SGD(0.1), owner).train_op(loss)
         with tf.compat.v1.Session() as sess:
             tu.Parameters("all", f=owner).initialize(session=sess)
-            sess.run(tf.compat.v1.variables_initializer(
-                [v for v in tf.compat.v1.global_variables() if v not in owner.variables.values()]))
+            sess.run(
+                tf.compat.v1.variables_initializer(
+                    [
+                        v
+                        for v in tf.compat.v1.global_variables()
+                        if v not in owner.variables.values()
+                    ]
+                )
+            )
             mean = owner.variables["bn/moving_mean"]
             before = sess.run(mean)
             sess.run(train)  # raised "You must feed a value for placeholder tensor 'input_1'"
@@ -335,11 +371,16 @@ def test_optimizer_state_is_not_taken_for_slots_and_stateless_optimizers_work():
     owner = tu.wrap(keras.Sequential([keras.layers.Dense(2)]), name="one")
     owner(models.example())  # two trainable variables, like the [iteration, learning_rate] list
     assert list(tu.Optimizer("sgd", owner, learning_rate=0.1).build().variables) == [
-        "iteration", "learning_rate"]
+        "iteration",
+        "learning_rate",
+    ]
     stateless = tu.Optimizer(snt.optimizers.SGD(0.1), owner)
     before = owner.trainable_variables[0].numpy().copy()
     stateless.minimize(lambda: tf.reduce_sum(owner(models.example()) ** 2))
     assert not np.allclose(owner.trainable_variables[0].numpy(), before)
-    with pytest.raises(TypeError, match=r"tf_keras legacy optimizer .* Fix: use the tf_keras "
-                       r"optimizer of the same name outside `optimizers.legacy`"):
+    with pytest.raises(
+        TypeError,
+        match=r"tf_keras legacy optimizer .* Fix: use the tf_keras "
+        r"optimizer of the same name outside `optimizers.legacy`",
+    ):
         tu.Optimizer(tf_keras.optimizers.legacy.Adam(), owner)

@@ -53,9 +53,22 @@ def _nets():
 
 
 NET_NAMES = [
-    "alexnet_v2", "overfeat", "vgg_a", "vgg_16", "vgg_19", "inception_v1", "inception_v2",
-    "inception_v3", "resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v1_200",
-    "resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200",
+    "alexnet_v2",
+    "overfeat",
+    "vgg_a",
+    "vgg_16",
+    "vgg_19",
+    "inception_v1",
+    "inception_v2",
+    "inception_v3",
+    "resnet_v1_50",
+    "resnet_v1_101",
+    "resnet_v1_152",
+    "resnet_v1_200",
+    "resnet_v2_50",
+    "resnet_v2_101",
+    "resnet_v2_152",
+    "resnet_v2_200",
 ]
 
 
@@ -114,11 +127,13 @@ def test_net_eager_function_graph(name):
         placeholder = tf.compat.v1.placeholder(tf.float32, x.shape)
         g_out = g_owner(placeholder)
         assert [(n, v.shape.as_list()) for n, v in g_owner.variables.items()] == [
-            (n, v.shape.as_list()) for n, v in owner.variables.items()]
+            (n, v.shape.as_list()) for n, v in owner.variables.items()
+        ]
         assert sorted(g_owner.endpoints) == sorted(owner.endpoints)
         assert len(g_owner.losses) == len(owner.losses)
         assert {v.name for v in tf.compat.v1.global_variables()} == {
-            v.name for v in g_owner.variables.values()}
+            v.name for v in g_owner.variables.values()
+        }
         with tf.compat.v1.Session(graph=graph) as sess:
             g_owner.initialize(session=sess)
             assert sess.run(g_out, {placeholder: x}).shape == out.shape
@@ -143,8 +158,10 @@ def test_endpoints_of_last_call_and_no_collection_growth():
 def test_endpoints_collected_when_fn_returns_only_net():
     def fn(inputs, is_training):
         with tf.compat.v1.variable_scope("tiny", values=[inputs]) as sc:
-            with slim.arg_scope([slim.conv2d, slim.max_pool2d],
-                                outputs_collections=sc.original_name_scope + "_end_points"):
+            with slim.arg_scope(
+                [slim.conv2d, slim.max_pool2d],
+                outputs_collections=sc.original_name_scope + "_end_points",
+            ):
                 net = slim.conv2d(inputs, 4, [3, 3], scope="conv1")
                 return slim.max_pool2d(net, [2, 2], scope="pool1")
 
@@ -172,8 +189,9 @@ def small_fn(inputs, is_training):
 
 
 def small_scope():
-    with slim.arg_scope([slim.conv2d, slim.fully_connected],
-                        weights_regularizer=slim.l2_regularizer(WEIGHT_DECAY)) as sc:
+    with slim.arg_scope(
+        [slim.conv2d, slim.fully_connected], weights_regularizer=slim.l2_regularizer(WEIGHT_DECAY)
+    ) as sc:
         return sc
 
 
@@ -247,8 +265,9 @@ def test_batch_norm_update_ops_in_session():
         owner(x, training=False)
         updates = owner._updates()
         assert len(updates) == 2  # moving_mean and moving_variance
-        assert all(u in tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
-                   for u in updates)
+        assert all(
+            u in tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS) for u in updates
+        )
         mean = moving_mean(owner)
         with tf.compat.v1.Session(graph=graph) as sess:
             owner.initialize(session=sess)
@@ -295,8 +314,12 @@ def test_layers_without_scope_reuse_their_variables(mode):
     call = owner if mode == "eager" else tf.function(lambda x, t: owner(x, training=t))
     first = call(tf.ones([1, 3]), False)
     names = list(owner.variables)
-    assert names == ["fully_connected/weights", "fully_connected/biases",
-                     "fully_connected_1/weights", "fully_connected_1/biases"]
+    assert names == [
+        "fully_connected/weights",
+        "fully_connected/biases",
+        "fully_connected_1/weights",
+        "fully_connected_1/biases",
+    ]
     second = call(tf.ones([1, 3]), True)  # a retrace in tf.function
     assert list(owner.variables) == names
     np.testing.assert_allclose(second.numpy(), first.numpy(), rtol=1e-6, atol=1e-6)
@@ -325,8 +348,11 @@ def test_unscoped_owner_beside_native_slim_training_in_one_graph():
         layer = "fully_connected{}/weights".format
         assert list(owner.variables)[::2] == [layer(""), layer("_1")]
         assert list(other.variables)[::2] == [layer("_4"), layer("_5")]
-        native_vars = [v for v in tf.compat.v1.trainable_variables()
-                       if v.name.startswith(("fully_connected_2/", "fully_connected_3/"))]
+        native_vars = [
+            v
+            for v in tf.compat.v1.trainable_variables()
+            if v.name.startswith(("fully_connected_2/", "fully_connected_3/"))
+        ]
         assert len(native_vars) == 4 and len(tf.compat.v1.global_variables()) == 12
         loss = tf.reduce_mean(tf.square(native - 1.0))
         step = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, var_list=native_vars)
@@ -366,9 +392,14 @@ def test_new_variable_on_later_call_raises(mode):
 
 
 def bn_changing_fn(inputs, is_training):
-    net = slim.fully_connected(inputs, 4, scope="fc1", normalizer_fn=slim.batch_norm,
-                               normalizer_params={"is_training": True},
-                               weights_regularizer=slim.l2_regularizer(0.1))
+    net = slim.fully_connected(
+        inputs,
+        4,
+        scope="fc1",
+        normalizer_fn=slim.batch_norm,
+        normalizer_params={"is_training": True},
+        weights_regularizer=slim.l2_regularizer(0.1),
+    )
     if is_training:
         net = slim.fully_connected(net, 4, scope="extra")
     return net
@@ -380,14 +411,19 @@ def test_failed_later_call_in_graph_leaves_collections_unchanged():
         owner(tf.ones([2, 3]))
 
         def snapshot():
-            return {key: [id(item) for item in graph.get_collection(key)]
-                    for key in graph.get_all_collection_keys()}
+            return {
+                key: [id(item) for item in graph.get_collection(key)]
+                for key in graph.get_all_collection_keys()
+            }
 
         before = snapshot()
         keys = tf.compat.v1.GraphKeys
         assert len(before[keys.UPDATE_OPS]) == 2 and len(before[keys.REGULARIZATION_LOSSES]) == 1
-        with pytest.raises(DuplicateVariablesError, match=r"tried to create variable "
-                           r"'extra/weights' on a later call \(in graph"):
+        with pytest.raises(
+            DuplicateVariablesError,
+            match=r"tried to create variable "
+            r"'extra/weights' on a later call \(in graph",
+        ):
             owner(tf.ones([2, 3]), training=True)  # batch_norm ran before the failure
         assert snapshot() == before  # UPDATE_OPS, REGULARIZATION_LOSSES, variables, ...
         assert [id(u) for u in owner._updates()] == before[keys.UPDATE_OPS]
@@ -404,9 +440,11 @@ def loose_fn(inputs, is_training):
 
 @pytest.mark.parametrize("mode", ["eager", "function", "graph"])
 def test_loose_tf_variable_raises(mode):
-    match = (r"'loose' \(tf_slim\) created variable 'scale' with tf.Variable, outside any "
-             r"TF1 variable scope/store \({}\)\. Expected every variable to come from "
-             r"tf.compat.v1.get_variable .*Fix: create it with slim.model_variable")
+    match = (
+        r"'loose' \(tf_slim\) created variable 'scale' with tf.Variable, outside any "
+        r"TF1 variable scope/store \({}\)\. Expected every variable to come from "
+        r"tf.compat.v1.get_variable .*Fix: create it with slim.model_variable"
+    )
     if mode == "graph":
         with tf.Graph().as_default():
             owner = tu.slim(loose_fn, name="loose")
@@ -418,10 +456,13 @@ def test_loose_tf_variable_raises(mode):
             # The failed call's ops stay in the graph (TF1 cannot delete ops): a retry in
             # it would get renamed variables (fc/weights_1), which is refused, not hidden.
             fixed = tu.slim(lambda x, t: slim.fully_connected(x, 2, scope="fc"), name="fixed")
-            with pytest.raises(DuplicateVariablesError, match=r"'fixed' \(tf_slim\): variable "
-                               r"'fc/weights' would be created as 'fc/weights_1' in graph "
-                               r"0x[0-9a-f]+, because the graph already has an op named "
-                               r"'fc/weights' .*Fix: build the model in a fresh tf.Graph\(\)"):
+            with pytest.raises(
+                DuplicateVariablesError,
+                match=r"'fixed' \(tf_slim\): variable "
+                r"'fc/weights' would be created as 'fc/weights_1' in graph "
+                r"0x[0-9a-f]+, because the graph already has an op named "
+                r"'fc/weights' .*Fix: build the model in a fresh tf.Graph\(\)",
+            ):
                 fixed(tf.ones([1, 3]))
             assert tf.compat.v1.global_variables() == []
         with tf.Graph().as_default():
@@ -440,8 +481,10 @@ def test_loose_tf_variable_raises(mode):
 def test_second_owner_of_same_net_in_one_graph_raises():
     with tf.Graph().as_default():
         tu.slim(changing_fn, name="a")(tf.ones([1, 3]))
-        with pytest.raises(DuplicateVariablesError,
-                           match=r"'b' \(tf_slim\): variable 'fc1/weights' already exists in graph"):
+        with pytest.raises(
+            DuplicateVariablesError,
+            match=r"'b' \(tf_slim\): variable 'fc1/weights' already exists in graph",
+        ):
             tu.slim(changing_fn, name="b")(tf.ones([1, 3]))
 
 
@@ -450,8 +493,9 @@ def test_a_slim_nets_function_passed_directly():
     must arrive by keyword (positionally it became num_classes: a silent 1-class head)."""
     from tf_slim.nets import resnet_v1
 
-    owner = tu.slim(resnet_v1.resnet_v1_50, name="resnet_v1_50",
-                    arg_scope=resnet_v1.resnet_arg_scope())
+    owner = tu.slim(
+        resnet_v1.resnet_v1_50, name="resnet_v1_50", arg_scope=resnet_v1.resnet_arg_scope()
+    )
     x = tf.constant(image(32) + 1.0)
     out = owner(x, training=False)
     assert out.shape == (1, 1, 1, 2048)  # num_classes=None by default: pooled features
@@ -512,8 +556,9 @@ def test_import_tfunite_applies_no_fix():
         "print('clean')\n"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "clean" in result.stdout
 
@@ -529,13 +574,18 @@ def test_fix_checks_need_no_tf_slim_import_and_follow_the_patches():
         " 'bridges': sorted({b for n in legacy.SLIM_FIXES for b in fixes.FIXES[n].bridges})}))\n"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     got = json.loads(result.stdout.strip().splitlines()[-1])
     # TF 2.21 + tf-slim 1.1 have every bug; asking imports neither tf_slim nor TFLearn.
-    assert got == {"needed": dict.fromkeys(legacy.SLIM_FIXES, True), "tf_slim": False,
-                   "eager": True, "bridges": ["slim"]}
+    assert got == {
+        "needed": dict.fromkeys(legacy.SLIM_FIXES, True),
+        "tf_slim": False,
+        "eager": True,
+        "bridges": ["slim"],
+    }
 
     fixes.ensure("slim")  # applied: nothing left to fix
     checks = (legacy.SLIM_EAGER_NAME_SCOPES, legacy.SLIM_COLLECTIONS_IDENTITY)
@@ -558,8 +608,7 @@ def test_fixes_apply_once_and_undo():
     assert set(legacy.SLIM_FIXES) <= set(applied)
     patched = (layers.ops, layers._add_variable_to_collections, normalization.normalization)
     assert fixes.ensure("slim") == applied  # twice is harmless: nothing re-patched
-    assert (layers.ops, layers._add_variable_to_collections,
-            normalization.normalization) == patched
+    assert (layers.ops, layers._add_variable_to_collections, normalization.normalization) == patched
 
     try:
         for name in legacy.SLIM_FIXES:
@@ -579,8 +628,7 @@ def test_batch_norm_without_update_collection_and_variables_collections():
 
     def fn(inputs, is_training):
         net = slim.conv2d(inputs, 4, [3, 3], scope="conv", variables_collections=["mine"])
-        return slim.batch_norm(net, is_training=is_training, updates_collections=None,
-                               scope="bn")
+        return slim.batch_norm(net, is_training=is_training, updates_collections=None, scope="bn")
 
     owner = tu.slim(fn, name="bn")
     x = tf.constant(image(6) + 3.0)
@@ -616,15 +664,20 @@ def graph_checkpoints(tmp_path_factory):
         placeholder = tf.compat.v1.placeholder(tf.float32, x.shape)
         out = owner(placeholder)
         # non-trivial moving statistics, so that loading them is checked too
-        randomize = tf.group([var.assign(tf.random.uniform(var.shape, 0.5, 1.5, seed=7))
-                              for var in owner.non_trainable_variables])
+        randomize = tf.group(
+            [
+                var.assign(tf.random.uniform(var.shape, 0.5, 1.5, seed=7))
+                for var in owner.non_trainable_variables
+            ]
+        )
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             sess.run(randomize)
             y = sess.run(out, {placeholder: x})
             for version in ("V1", "V2"):
                 saver = tf.compat.v1.train.Saver(
-                    write_version=getattr(tf.compat.v1.train.SaverDef, version))
+                    write_version=getattr(tf.compat.v1.train.SaverDef, version)
+                )
                 (root / version).mkdir()
                 paths[version] = saver.save(sess, str(root / version / "model.ckpt"))
     return paths, x, y

@@ -47,34 +47,54 @@ def _ids() -> tf.Tensor:
 LAYERS = {
     "fully_connected": (
         lambda x: tflearn.fully_connected(x, 5, activation="relu", scope="fc"),
-        lambda: _example((3, 6)), ["fc/W", "fc/b"]),
+        lambda: _example((3, 6)),
+        ["fc/W", "fc/b"],
+    ),
     "conv_2d": (
         lambda x: tflearn.conv_2d(x, 4, 3, activation="relu", scope="conv"),
-        lambda: _example((2, 8, 8, 3)), ["conv/W", "conv/b"]),
+        lambda: _example((2, 8, 8, 3)),
+        ["conv/W", "conv/b"],
+    ),
     "max_pool_2d": (
         lambda x: tflearn.max_pool_2d(tflearn.conv_2d(x, 4, 3, scope="conv"), 2),
-        lambda: _example((2, 8, 8, 3)), ["conv/W", "conv/b"]),
+        lambda: _example((2, 8, 8, 3)),
+        ["conv/W", "conv/b"],
+    ),
     "avg_pool_2d": (
         lambda x: tflearn.avg_pool_2d(tflearn.conv_2d(x, 4, 3, scope="conv"), 2),
-        lambda: _example((2, 8, 8, 3)), ["conv/W", "conv/b"]),
+        lambda: _example((2, 8, 8, 3)),
+        ["conv/W", "conv/b"],
+    ),
     "batch_normalization": (
         lambda x: tflearn.batch_normalization(x, scope="bn"),
-        lambda: _example((4, 6)), ["bn/beta", "bn/gamma", "bn/moving_mean", "bn/moving_variance"]),
+        lambda: _example((4, 6)),
+        ["bn/beta", "bn/gamma", "bn/moving_mean", "bn/moving_variance"],
+    ),
     "dropout": (
         lambda x: tflearn.dropout(tflearn.fully_connected(x, 5, scope="fc"), 0.5),
-        lambda: _example((3, 6)), ["fc/W", "fc/b"]),
+        lambda: _example((3, 6)),
+        ["fc/W", "fc/b"],
+    ),
     "lstm": (
         lambda x: tflearn.lstm(x, 5, scope="lstm"),
         lambda: _example((2, 4, 3)),
-        ["lstm/lstm/BasicLSTMCell/Linear/Matrix", "lstm/lstm/BasicLSTMCell/Linear/Bias"]),
+        ["lstm/lstm/BasicLSTMCell/Linear/Matrix", "lstm/lstm/BasicLSTMCell/Linear/Bias"],
+    ),
     "gru": (
         lambda x: tflearn.gru(x, 5, scope="gru"),
         lambda: _example((2, 4, 3)),
-        ["gru/gru/GRUCell/Gates/Linear/Matrix", "gru/gru/GRUCell/Gates/Linear/Bias",
-         "gru/gru/GRUCell/Candidate/Linear/Matrix", "gru/gru/GRUCell/Candidate/Linear/Bias"]),
+        [
+            "gru/gru/GRUCell/Gates/Linear/Matrix",
+            "gru/gru/GRUCell/Gates/Linear/Bias",
+            "gru/gru/GRUCell/Candidate/Linear/Matrix",
+            "gru/gru/GRUCell/Candidate/Linear/Bias",
+        ],
+    ),
     "embedding": (
         lambda x: tflearn.embedding(x, input_dim=10, output_dim=4, scope="emb"),
-        _ids, ["emb/W"]),
+        _ids,
+        ["emb/W"],
+    ),
 }
 
 
@@ -98,8 +118,13 @@ def test_wrapping_keeps_eager_on_in_a_fresh_process():
         " 'other_fixes': [n for n in fixes.FIXES if not n.startswith('tflearn-')]}))\n"
     )
     # TFLearn (batch_normalization included) needs none of the Slim bridge's fixes.
-    assert result == {"before": True, "after": True, "v2": True, "tflearn_loaded": True,
-                      "other_fixes": []}
+    assert result == {
+        "before": True,
+        "after": True,
+        "v2": True,
+        "tflearn_loaded": True,
+        "other_fixes": [],
+    }
 
 
 def test_import_tfunite_applies_no_tflearn_fix():
@@ -113,8 +138,12 @@ def test_import_tfunite_applies_no_tflearn_fix():
 
 
 TFLEARN_FIXES = [
-    "tflearn-nest-is-sequence", "tflearn-pil-antialias", "tflearn-keep-eager",
-    "tflearn-embedding-seq-length", "tflearn-owned-regularizers", "tflearn-graph-only-layers",
+    "tflearn-nest-is-sequence",
+    "tflearn-pil-antialias",
+    "tflearn-keep-eager",
+    "tflearn-embedding-seq-length",
+    "tflearn-owned-regularizers",
+    "tflearn-graph-only-layers",
 ]
 
 
@@ -210,8 +239,13 @@ def test_unnamed_layers_get_the_same_default_names_on_every_call():
     x = _example((3, 5))
     first = owner(x)
     names = list(owner.variables)
-    assert names == ["is_training", "FullyConnected/W", "FullyConnected/b",
-                     "FullyConnected_1/W", "FullyConnected_1/b"]
+    assert names == [
+        "is_training",
+        "FullyConnected/W",
+        "FullyConnected/b",
+        "FullyConnected_1/W",
+        "FullyConnected_1/b",
+    ]
     np.testing.assert_allclose(owner(x), first, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(tf.function(owner)(x), first, rtol=RTOL, atol=ATOL)
     assert list(owner.variables) == names
@@ -267,8 +301,7 @@ def test_dropout_differs_between_training_and_inference(compiled):
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "tf_function"])
 def test_batch_normalization_updates_only_in_training(compiled):
-    owner = tu.tflearn(lambda x: tflearn.batch_normalization(x, decay=0.5, scope="bn"),
-                       name="bn")
+    owner = tu.tflearn(lambda x: tflearn.batch_normalization(x, decay=0.5, scope="bn"), name="bn")
     x = _example((16, 3)) * 3.0 + 5.0
     call = tf.function(owner) if compiled else owner
     call(x, training=False)
@@ -277,8 +310,9 @@ def test_batch_normalization_updates_only_in_training(compiled):
     inference = call(x, training=False)
     # Inference uses the moving statistics (mean 0, variance 1): gamma * x + beta.
     gamma, beta = owner.variables["bn/gamma"], owner.variables["bn/beta"]
-    np.testing.assert_allclose(inference, x / np.sqrt(1 + 1e-5) * gamma + beta,
-                               rtol=1e-5, atol=1e-5)  # rsqrt(1 + eps) rounding
+    np.testing.assert_allclose(
+        inference, x / np.sqrt(1 + 1e-5) * gamma + beta, rtol=1e-5, atol=1e-5
+    )  # rsqrt(1 + eps) rounding
     np.testing.assert_array_equal(mean, np.zeros(3))
     trained = call(x, training=True).numpy()
     np.testing.assert_allclose(mean, 0.5 * x.numpy().mean(0), rtol=RTOL, atol=1e-5)
@@ -327,8 +361,9 @@ def test_regularizers_reach_owner_losses_and_stay_current():
 
 
 def _mlp(x):
-    x = tflearn.fully_connected(x, 8, activation="relu", scope="fc1", regularizer="L2",
-                                weight_decay=0.01)
+    x = tflearn.fully_connected(
+        x, 8, activation="relu", scope="fc1", regularizer="L2", weight_decay=0.01
+    )
     x = tflearn.batch_normalization(x, scope="bn")
     x = tflearn.dropout(x, 0.8)
     return tflearn.fully_connected(x, 3, activation="softmax", scope="out")
@@ -356,16 +391,26 @@ def test_graph_session_owner_beside_a_tflearn_dnn():
         x = tf.compat.v1.placeholder(tf.float32, [None, 6])
         infer, train = owner(x), owner(x, training=True)
         assert list(owner.variables) == [
-            "is_training", "FullyConnected/W", "FullyConnected/b", "BatchNormalization/beta",
-            "BatchNormalization/gamma", "BatchNormalization/moving_mean",
-            "BatchNormalization/moving_variance", "FullyConnected_1/W", "FullyConnected_1/b"]
+            "is_training",
+            "FullyConnected/W",
+            "FullyConnected/b",
+            "BatchNormalization/beta",
+            "BatchNormalization/gamma",
+            "BatchNormalization/moving_mean",
+            "BatchNormalization/moving_variance",
+            "FullyConnected_1/W",
+            "FullyConnected_1/b",
+        ]
 
         net = tflearn.input_data(shape=[None, 6])  # TFLearn's own model, same graph
         net = tflearn.fully_connected(net, 8)
         net = tflearn.fully_connected(net, 3, activation="softmax")
         model = tflearn.DNN(tflearn.regression(net, optimizer="sgd", learning_rate=0.1))
-        dnn_w = [v for v in tf.compat.v1.trainable_variables()
-                 if canonical(v.name) in ("FullyConnected_2/W", "FullyConnected_3/W")]
+        dnn_w = [
+            v
+            for v in tf.compat.v1.trainable_variables()
+            if canonical(v.name) in ("FullyConnected_2/W", "FullyConnected_3/W")
+        ]
         assert len(dnn_w) == 2
         start = model.session.run(dnn_w)
         model.fit(xv, yv, n_epoch=2, batch_size=4, show_metric=False)
@@ -384,11 +429,14 @@ def test_graph_session_owner_beside_a_tflearn_dnn():
         losses = owner.losses
         assert len(losses) == 1
         w = sess.run(owner.variables["FullyConnected/W"])
-        np.testing.assert_allclose(sess.run(losses[0]), 0.01 * np.sum(w**2) / 2,
-                                   rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(
+            sess.run(losses[0]), 0.01 * np.sum(w**2) / 2, rtol=RTOL, atol=ATOL
+        )
         # The owner's flag is shown to its layers only: TFLearn's own stays global.
-        assert all(v is not owner.variables["is_training"]
-                   for v in tf.compat.v1.get_collection("is_training"))
+        assert all(
+            v is not owner.variables["is_training"]
+            for v in tf.compat.v1.get_collection("is_training")
+        )
 
 
 # ------------------------------------------------------------------ errors
@@ -406,9 +454,12 @@ def test_graph_only_layers_raise_a_clear_error(layer, compiled):
     owner = tu.tflearn(fn, name="bad")
     call = tf.function(owner) if compiled else owner
     where = "inside tf.function" if compiled else "eagerly"
-    with pytest.raises(GraphModeError, match=rf"tflearn\.{layer} was called inside TFLearn "
-                       rf"owner 'bad' {where}\. It creates a tf\.placeholder, which exists "
-                       r"only in a TF1 graph .*Fix: .*with tf\.Graph\(\)\.as_default\(\)"):
+    with pytest.raises(
+        GraphModeError,
+        match=rf"tflearn\.{layer} was called inside TFLearn "
+        rf"owner 'bad' {where}\. It creates a tf\.placeholder, which exists "
+        r"only in a TF1 graph .*Fix: .*with tf\.Graph\(\)\.as_default\(\)",
+    ):
         call(tf.ones([2, 4]))
 
 
@@ -434,10 +485,12 @@ def test_new_variables_on_a_later_call_raise(compiled):
     owner(x)
     call = tf.function(owner) if compiled else owner
     where = "inside tf.function" if compiled else "eagerly"
-    with pytest.raises(DuplicateVariablesError,
-                       match=rf"Owner 'drift' \(tflearn\) tried to create variable 'fc\d/W' "
-                       rf"on a later call \({where}\)\. Expected the variables of the first "
-                       r"call to be reused.*Fix: "):
+    with pytest.raises(
+        DuplicateVariablesError,
+        match=rf"Owner 'drift' \(tflearn\) tried to create variable 'fc\d/W' "
+        rf"on a later call \({where}\)\. Expected the variables of the first "
+        r"call to be reused.*Fix: ",
+    ):
         call(x)
     assert list(owner.variables) == ["is_training", "fc0/W", "fc0/b"]
 
@@ -452,14 +505,20 @@ def test_new_variables_on_a_later_call_raise_in_a_graph():
         owner = tu.tflearn(fn, name="drift")
         x = tf.compat.v1.placeholder(tf.float32, [None, 4])
         owner(x)
-        with pytest.raises(DuplicateVariablesError, match=r"tried to create variable "
-                           r"'fc1/W' on a later call \(in graph"):
+        with pytest.raises(
+            DuplicateVariablesError,
+            match=r"tried to create variable "
+            r"'fc1/W' on a later call \(in graph",
+        ):
             owner(x)
 
 
 def test_not_a_function_is_refused():
-    with pytest.raises(TypeError, match=r"tu\.tflearn\(fn, name='m'\): expected a function "
-                       r"fn\(inputs\) -> net, got \w*Tensor\. Fix: pass the function"):
+    with pytest.raises(
+        TypeError,
+        match=r"tu\.tflearn\(fn, name='m'\): expected a function "
+        r"fn\(inputs\) -> net, got \w*Tensor\. Fix: pass the function",
+    ):
         tu.tflearn(tf.ones([2]), name="m")
 
 
@@ -503,7 +562,8 @@ def test_dnn_save_file_loads_into_an_eager_owner(dnn_file):
     # strict=False loads what the owner has, and the report lists the rest.
     report = tu.load(owner, path, strict=False)
     assert sorted(m.target for m in report.matched) == sorted(
-        n for n in owner.variables if n != "is_training")
+        n for n in owner.variables if n != "is_training"
+    )
     assert any(name.endswith("/Adam") for name in report.unexpected)
     np.testing.assert_allclose(owner(tf.constant(xv)), want, rtol=RTOL, atol=ATOL)
 
@@ -517,8 +577,14 @@ def test_dnn_save_file_loads_strictly_with_the_extras_rules(dnn_file):
     assert sorted(m.target for m in report.matched) == sorted(owner.variables)
     assert next(m.source for m in report.matched if m.target == "is_training") == "bn/is_training"
     dropped = {m.source for m in report.dropped}
-    assert {"Global_Step", "Training_step", "fc1/W/Adam", "fc1/W/Adam_1",
-            "Adam/beta1_power", "Crossentropy/Mean/moving_avg"} <= dropped
+    assert {
+        "Global_Step",
+        "Training_step",
+        "fc1/W/Adam",
+        "fc1/W/Adam_1",
+        "Adam/beta1_power",
+        "Crossentropy/Mean/moving_avg",
+    } <= dropped
     assert not dropped & set(owner.variables)  # no model variable is dropped
     np.testing.assert_allclose(owner(tf.constant(xv)), want, rtol=RTOL, atol=ATOL)
 
@@ -526,8 +592,11 @@ def test_dnn_save_file_loads_strictly_with_the_extras_rules(dnn_file):
     bigger = tu.tflearn(lambda t: tflearn.fully_connected(_mlp(t), 2, scope="extra"), name="big")
     bigger(tf.constant(xv))
     before = {n: v.numpy().copy() for n, v in bigger.variables.items()}
-    with pytest.raises(tu.LoadError, match=r"Refused to load .*dnn\.ckpt: 2 variable\(s\) "
-                       r"missing from the checkpoint, first: 'extra/W'\. Nothing was assigned"):
+    with pytest.raises(
+        tu.LoadError,
+        match=r"Refused to load .*dnn\.ckpt: 2 variable\(s\) "
+        r"missing from the checkpoint, first: 'extra/W'\. Nothing was assigned",
+    ):
         bigger.load(path, rules=TFLEARN_DNN_EXTRAS)
     for name, var in bigger.variables.items():
         np.testing.assert_array_equal(var, before[name], err_msg=name)
