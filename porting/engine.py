@@ -514,7 +514,7 @@ def execute(
                     ) from None
                 if transform is not None:
                     value = transform.forward(value)
-                var.assign(value)
+                _set(var, value, name)
                 done.append(name)
                 advance()
     finally:
@@ -522,9 +522,85 @@ def execute(
             reader.close()
 
 
+class DeferredBuild:
+    """Build a Keras 3 model whose variables hold no value yet, then create each one
+    straight from its checkpoint tensor.
+
+    Keras defers a variable's initialization when it is created inside a
+    ``keras.StatelessScope`` (what its JAX backend does for every model). A port uses that
+    so the weights are not first filled with zeros and then overwritten: `execute`
+    creates each planned variable from the tensor read for it (one copy instead of a fill
+    and an assignment), and `finish` initializes what no checkpoint entry feeds (a
+    Dropout layer's seed state) with its own initializer. Where this Keras lacks the
+    deferred path, the build is an ordinary one and `execute` assigns as usual.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[Any] = []
+        self._scope: Any = None
+        self._before: set[int] = set()
+
+    @staticmethod
+    def _registry() -> Any:
+        try:
+            import keras
+            from keras.src.backend.common import global_state
+            from keras.src.backend.common.variables import Variable
+        except ImportError:
+            return None
+        if not (hasattr(keras, "StatelessScope") and hasattr(Variable, "_deferred_initialize")):
+            return None
+        return global_state
+
+    def __enter__(self) -> DeferredBuild:
+        state = self._registry()
+        if state is None or state.get_global_attribute("stateless_scope") is not None:
+            return self  # no deferred path, or already inside someone else's scope
+        import keras
+
+        self._before = {id(v) for v in state.get_global_attribute("uninitialized_variables", [])}
+        self._scope = keras.StatelessScope(initialize_variables=False)
+        self._scope.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._scope is None:
+            return
+        self._scope.__exit__(*exc)
+        state = self._registry()
+        registry = state.get_global_attribute("uninitialized_variables", [])
+        self.pending = [v for v in registry if id(v) not in self._before]
+        # the variables are ours to initialize: Keras' registry must not do it again
+        mine = {id(v) for v in self.pending}
+        state.set_global_attribute(
+            "uninitialized_variables", [v for v in registry if id(v) not in mine]
+        )
+
+    def finish(self) -> None:
+        """Initialize, with their own initializers, the variables `execute` left empty."""
+        for var in self.pending:
+            if getattr(var, "_value", None) is None:
+                var._deferred_initialize()
+        self.pending = []
+
+
+def _set(var: Any, value: np.ndarray, name: str) -> None:
+    """Assign `value` to `var`, or create a deferred Keras variable from it."""
+    if getattr(var, "_value", True) is not None or not hasattr(var, "_deferred_initialize"):
+        var.assign(value)
+        return
+    if tuple(value.shape) != tuple(var.shape):  # the plan checked the transformed shape
+        raise LoadError(
+            f"Checkpoint entry {name!r} gives shape {tuple(value.shape)} for Keras weight "
+            f"{var.path!r}, which expects {tuple(var.shape)}. Fix: check the transform."
+        )
+    var._initializer = lambda shape, dtype=None: value
+    var._deferred_initialize()
+
+
 def _check_covers_model(plan: Plan) -> None:
-    """Refuse (before any assignment) a plan that leaves a model weight unassigned: with
-    the zero-filled weights of a fast build, such a weight would silently stay zero."""
+    """Refuse (before any assignment) a plan that leaves a model weight unassigned: it
+    would silently keep the zeros of a fast build (or its initializer's values)."""
     weights = getattr(plan.model, "weights", None)
     if weights is None:
         return
@@ -843,7 +919,8 @@ def _port(
     spec = BuildSpec(n_keras, shape, scope, recipe.net_name)
     phases.phase(f"Building the Keras model of {recipe.name}")
     try:
-        model = recipe.build(spec)
+        with DeferredBuild() as deferred:
+            model = recipe.build(spec)
     except ValueError as e:
         raise LoadError(
             f"Cannot build the Keras model of {recipe.name} for input shape {shape} and "
@@ -866,6 +943,7 @@ def _port(
     if dry_run:
         return None, report
     execute(plan, reader, progress=phases)
+    deferred.finish()
     if verify:
         phases.phase("Verifying against Slim (TF1 graph)")
         report.verification = verify_port(

@@ -700,6 +700,46 @@ def test_custom_recipe_with_its_own_slim_net_verifies_and_exports(tiny_ckpt, tmp
     assert _assert_same_tensors(tiny_ckpt, dst) == []
 
 
+def _keras_pending():
+    from keras.src.backend.common import global_state
+
+    return list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+
+
+def test_deferred_build_creates_each_weight_from_its_tensor_and_leaves_nothing_pending(tiny_ckpt):
+    # Weights are created straight from the checkpoint (no zero fill, no assignment); a
+    # variable no entry feeds (Dropout's seed state) gets its own initializer.
+    def with_dropout(spec):
+        import keras
+
+        base = _tiny_keras(spec)
+        return keras.Sequential([*base.layers[:2], keras.layers.Dropout(0.5), base.layers[2]])
+
+    before = _keras_pending()
+    model, _ = port(tiny_ckpt, dataclasses.replace(TINY, build=with_dropout))
+    assert _keras_pending() == before
+    assert all(v._value is not None for v in model.variables)
+    reader = tf.train.load_checkpoint(tiny_ckpt)
+    kernel = model.get_layer("features.conv1").kernel
+    np.testing.assert_array_equal(kernel.numpy(), reader.get_tensor("net/conv1/weights"))
+    seed = next(v for v in model.variables if "seed_generator" in v.path)
+    assert seed.numpy().shape == (2,)
+    x = np.ones((2, 8, 8, 3), np.float32)
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
+
+
+def test_refused_port_leaves_no_deferred_variables_behind(ckpt, tmp_path):
+    values = _all_tensors(ckpt("resnet_v1_50"))
+    values["resnet_v1_50/logits/weights"] = np.zeros((1, 1, 2048, 7, 1), np.float32)
+    path = str(tmp_path / "bad.ckpt")
+    _slim.write_raw(values, path)
+    before = _keras_pending()
+    with pytest.raises(LoadError):
+        port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
+    port(ckpt("resnet_v1_50"), "slim:resnet_v1_50", input_shape=(64, 64, 3), dry_run=True)
+    assert _keras_pending() == before
+
+
 @pytest.mark.parametrize(
     "net, why",
     [
