@@ -594,19 +594,20 @@ def load(
         strict: refuse when a variable is missing or a checkpoint entry is unexpected.
         session: the TF1 Session holding the variables, in graph mode.
         transforms: {regex on owner name: Transform} applied checkpoint -> owner.
-        dry_run: plan and report only; assign nothing.
+        dry_run: plan, and check the data files and checksums of what would be read,
+            then report; assign nothing.
     """
     reader = open_checkpoint(path)
     try:
         report, steps = plan(reader, owner, rules, transforms, strict)
         if not report.ok:
             raise LoadError(_refusal(report), report)
-        if dry_run:
-            return report
         reader.verify()
         tf_file = isinstance(reader, TFReader)
-        if tf_file:  # every checksum, before the first assignment
+        if tf_file:  # every checksum, before the first assignment (or the dry run's OK)
             reader.check([match.source for match, _, _ in steps])
+        if dry_run:
+            return report
         assign = _assigner(owner, session)
         fast = session is None and tf_file
         done: list[str] = []

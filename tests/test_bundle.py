@@ -275,6 +275,20 @@ def test_flipped_byte_in_a_tensor_refuses_the_whole_load(saved, tmp_path, key):
         ), name
 
 
+def test_dry_run_checks_what_a_load_would_read(saved, tmp_path):
+    """A dry run that says OK means the load would succeed: sizes and checksums included."""
+    prefix, targets = saved
+    assert tu.load(targets, tmp_path / "ck", dry_run=True).ok
+    e = entry(prefix, "f32")
+    flip(data_file(prefix), e.offset + 1)
+    with pytest.raises(tu.CheckpointError, match=r"tensor 'f32' is corrupted"):
+        tu.load(targets, tmp_path / "ck", dry_run=True)
+    with open(data_file(prefix), "r+b") as f:
+        f.truncate(e.offset + 2)
+    with pytest.raises(tu.CheckpointError, match=r"is truncated"):
+        tu.load(targets, tmp_path / "ck", dry_run=True)
+
+
 def test_corrupt_string_lengths_refuse_the_load(saved, tmp_path):
     prefix, targets = saved
     e = entry(prefix, "text")
