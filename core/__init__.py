@@ -2,16 +2,16 @@
 
 Every variable is owned by an `Owner` that lists its variables with stable names,
 initializes, saves and loads them; one bridge per framework wraps Keras 3, tf_keras,
-Sonnet, TF-Slim and TFLearn code into owners. `import tfunite` imports TensorFlow and
-numpy only: a framework is imported when its bridge is first used.
+Sonnet, TF-Slim and TFLearn code into owners. `import tfunite` imports no framework:
+TensorFlow when the API is first used (`tu.wrap`, `tu.save`, ...), a framework when its
+bridge is first used.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .capture import strict
-from .checkpoint import LoadReport, inspect, load, save
 from .errors import (
     CheckpointError,
     DuplicateVariablesError,
@@ -23,11 +23,48 @@ from .errors import (
     RuleError,
     TfuniteError,
 )
-from .optimizer import Optimizer
-from .owner import Owner
-from .parameters import Parameters
-from .registry import wrap
-from .rules import DropIndex, FlipChannels, Reshape, Rules, Squeeze, Transform, Transpose
+
+# The rest of the API imports TensorFlow: loaded on first use (PEP 562), so that the
+# `tfunite` command answers --help without TensorFlow's start-up, and can quiet its
+# logs before TensorFlow is imported.
+_LAZY = {
+    "strict": ".capture",
+    "LoadReport": ".checkpoint",
+    "inspect": ".checkpoint",
+    "load": ".checkpoint",
+    "save": ".checkpoint",
+    "Optimizer": ".optimizer",
+    "Owner": ".owner",
+    "Parameters": ".parameters",
+    "wrap": ".registry",
+    **dict.fromkeys(
+        ("DropIndex", "FlipChannels", "Reshape", "Rules", "Squeeze", "Transform", "Transpose"),
+        ".rules",
+    ),
+}
+
+if TYPE_CHECKING:
+    from .capture import strict
+    from .checkpoint import LoadReport, inspect, load, save
+    from .optimizer import Optimizer
+    from .owner import Owner
+    from .parameters import Parameters
+    from .registry import wrap
+    from .rules import DropIndex, FlipChannels, Reshape, Rules, Squeeze, Transform, Transpose
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfunite' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -17,12 +17,46 @@ def test_import_tfunite_imports_no_framework():
         "import sys, json, tensorflow\n"
         "before = set(sys.modules)\n"
         "import tfunite\n"
+        "api = [getattr(tfunite, name) for name in tfunite.__all__]\n"
         "new = [m for m in set(sys.modules) - before if m.split('.')[0] in "
         "('keras', 'tf_keras', 'sonnet', 'tf_slim', 'tflearn')]\n"
         "import tfunite.fixes\n"
         "print(json.dumps({'new': sorted(new), 'fixes': [f['name'] for f in tfunite.fixes.status() if f['applied']]}))"
     )
     assert result == {"new": [], "fixes": []}
+
+
+def test_import_tfunite_and_cli_help_do_not_import_tensorflow():
+    """The API loads on first use, so `tfunite --help` answers without TF's start-up."""
+    from tests.conftest import run_fresh
+
+    result = run_fresh(
+        "import contextlib, io, json, sys\n"
+        "import tfunite\n"
+        "from tfunite.tools import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        "        cli.main(['--help'])\n"
+        "    except SystemExit as e:\n"
+        "        code = e.code\n"
+        "tf_loaded = 'tensorflow' in sys.modules\n"
+        "owner = tfunite.Owner.__name__\n"
+        "try:\n"
+        "    tfunite.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    missing = str(e)\n"
+        "print(json.dumps({'tf': tf_loaded, 'help': 'usage: tfunite' in out.getvalue(), "
+        "'code': code, 'owner': owner, 'missing': missing, "
+        "'dir': {'wrap', 'save', 'Owner'} <= set(dir(tfunite))}))"
+    )
+    assert result == {
+        "tf": False,
+        "help": True,
+        "code": 0,
+        "owner": "Owner",
+        "missing": "module 'tfunite' has no attribute 'no_such_name'",
+        "dir": True,
+    }
 
 
 def test_parameters_nest_and_prefix():
