@@ -777,7 +777,7 @@ def _num_classes(recipe: Recipe, shapes: Mapping[str, tuple[int, ...]], scope: s
 
 
 def _input_shape(recipe: Recipe, input_shape: Sequence[int] | None) -> tuple[int, ...]:
-    """The Keras model's input shape: checked against the recipe's smallest size."""
+    """The Keras model's input shape: checked against the recipe's smallest and largest."""
     size, least = recipe.default_size, recipe.min_size
     if input_shape is None:
         return (size, size, 3)
@@ -796,6 +796,14 @@ def _input_shape(recipe: Recipe, input_shape: Sequence[int] | None) -> tuple[int
             f"Input shape {shape} is too small for {recipe.name}: its Slim net needs at "
             f"least {least}x{least} (default {size}x{size}). Fix: pass input_shape=({least}, "
             f"{least}, {shape[2]}) or larger (CLI: --input-size {least})."
+        )
+    most = recipe.max_size
+    if most is not None and max(shape[:2]) > most:
+        raise PortArgumentError(
+            f"Input shape {shape} is too large for {recipe.name}: its classifier is fully "
+            f"connected over a feature map of one size, so it takes {least}x{least} to "
+            f"{most}x{most} (default {size}x{size}). Fix: pass input_shape=({size}, {size}, "
+            f"{shape[2]}) (CLI: --input-size {size})."
         )
     return shape
 

@@ -63,7 +63,9 @@ class Recipe:
         logits: regexes of the classifier weight and bias (background-class handling).
         signature: regexes (scope-free) that a checkpoint of this net must match
             (``required``) and must not match (``forbidden``); optional shapes.
-        default_size: Slim's default image size; ``min_size``: smallest that works.
+        default_size: Slim's default image size; ``min_size``: smallest that works;
+            ``max_size``: largest that works (``None``: no limit), for nets whose
+            classifier is fully connected over a feature map of one fixed size.
         endpoints: ``(slim end_point, keras layer)`` pairs checked by verification;
             a keras layer of ``None`` means "the traced layer of that tensor".
         naming: ``"layers"`` or ``"ordinal"`` (see module docstring).
@@ -84,6 +86,7 @@ class Recipe:
     signature: dict[str, Any] = field(default_factory=dict)
     default_size: int = 224
     min_size: int = 224
+    max_size: int | None = None
     endpoints: tuple[tuple[str, str | None], ...] = ()
     naming: str = "layers"
     net_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -326,12 +329,14 @@ _AUX = ((r"{scope}/AuxLogits/.*", "auxiliary classifier (training only; Keras ha
 
 
 def _register_all() -> None:
-    for net, scope, size, min_size, required, forbidden, shapes, logits, eps in [
+    # (net, scope, default size, (min, max) size, ...): sizes measured by building the
+    # Slim net; beyond max its fully connected fc6 sees a 2x2 map and fc8's squeeze fails.
+    for net, scope, size, (min_size, max_size), required, forbidden, shapes, logits, eps in [
         (
             "alexnet_v2",
             "alexnet_v2",
             224,
-            195,
+            (195, 226),
             ["conv5/weights", "fc8/weights"],
             [r"conv\d/conv\d_\d"],
             {"conv2/weights": (5, 5, 64, 192)},
@@ -342,7 +347,7 @@ def _register_all() -> None:
             "overfeat",
             "overfeat",
             231,
-            231,
+            (231, 262),
             ["conv5/weights", "fc8/weights"],
             [r"conv\d/conv\d_\d"],
             {"conv2/weights": (5, 5, 64, 256)},
@@ -353,7 +358,7 @@ def _register_all() -> None:
             "vgg_a",
             "vgg_a",
             224,
-            224,
+            (224, 255),
             ["conv1/conv1_1/weights", "conv5/conv5_2/weights"],
             ["conv1/conv1_2/"],
             None,
@@ -364,7 +369,7 @@ def _register_all() -> None:
             "inception_v1",
             "InceptionV1",
             224,
-            224,
+            (224, None),
             ["Mixed_5c/", "Conv2d_1a_7x7/weights"],
             ["Mixed_6a/", "Mixed_4a/"],
             None,
@@ -375,7 +380,7 @@ def _register_all() -> None:
             "inception_v2",
             "InceptionV2",
             224,
-            32,
+            (32, None),
             ["Mixed_5c/", "Conv2d_1a_7x7/depthwise_weights"],
             ["Mixed_6a/"],
             None,
@@ -398,6 +403,7 @@ def _register_all() -> None:
                 signature=_signature(required, forbidden, shapes),
                 default_size=size,
                 min_size=min_size,
+                max_size=max_size,
                 endpoints=tuple((e, None) for e in eps),
             )
         )
@@ -484,6 +490,7 @@ def _register_all() -> None:
                 signature=_signature(["conv1/conv1_2/weights", last + "weights"], forbidden),
                 default_size=224,
                 min_size=224,
+                max_size=255,  # Slim's 7x7 fc6, Keras' Flatten + Dense: pool5 must be 7x7
                 endpoints=(("{scope}/pool5", "block5_pool"), ("{scope}/fc7", "fc2")),
             )
         )

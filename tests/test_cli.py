@@ -408,7 +408,9 @@ def test_doctor_and_compat_dispatch_lazily(monkeypatch, capsys):
 
 def test_recipes_lists_all(capsys):
     code, out, _ = run(capsys, "recipes", "--json")
-    assert code == 0 and len(json.loads(out)) == 16
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and len(rows) == 16
+    assert rows["slim:vgg_16"]["max_size"] == 255 and rows["slim:resnet_v1_50"]["max_size"] is None
 
 
 def test_console_script_entry_point():

@@ -470,6 +470,31 @@ def test_bad_arguments_are_refused_before_the_checkpoint_is_read(tmp_path, kwarg
 
 
 @pytest.mark.parametrize(
+    "name", sorted(n for n, r in RECIPES.items() if n.startswith("slim:") and r.max_size)
+)
+def test_max_size_is_the_largest_input_the_slim_net_builds_at(name):
+    recipe = RECIPES[name]
+    _slim.build_graph(recipe.net, (recipe.max_size,) * 2 + (3,), 10, batch=1)
+    with pytest.raises(ValueError, match="squeeze"):
+        _slim.build_graph(recipe.net, (recipe.max_size + 1,) * 2 + (3,), 10, batch=1)
+
+
+@pytest.mark.parametrize("net, size, most", [("vgg_16", 256, 255), ("alexnet_v2", 227, 226)])
+def test_input_too_large_for_a_fully_connected_classifier(tmp_path, net, size, most):
+    # Beyond max_size Slim's own net fails (fc8 cannot squeeze a 2x2 map) and Keras'
+    # VGG16 gets a Dense kernel of another shape: the arguments are refused first.
+    recipe = RECIPES[f"slim:{net}"]
+    least = recipe.min_size
+    with pytest.raises(
+        PortArgumentError,
+        match=rf"Input shape \({size}, {size}, 3\) is too large for slim:{net}: its classifier is "
+        rf"fully connected over a feature map of one size, so it takes {least}x{least} to "
+        rf"{most}x{most} \(default 224x224\)\. Fix: pass input_shape=\(224, 224, 3\)",
+    ):
+        port(str(tmp_path / "none.ckpt"), recipe, input_shape=(size, size, 3))
+
+
+@pytest.mark.parametrize(
     "make_path, message",
     [
         (lambda d: d / "no_such_dir" / "m.keras", r"the directory .*no_such_dir' does not exist"),

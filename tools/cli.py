@@ -333,7 +333,13 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     from tfunite.porting import RECIPES
 
     rows = [
-        {"name": r.name, "target": r.target, "default_size": r.default_size, "min_size": r.min_size}
+        {
+            "name": r.name,
+            "target": r.target,
+            "default_size": r.default_size,
+            "min_size": r.min_size,
+            "max_size": r.max_size,
+        }
         for r in sorted(RECIPES.values(), key=lambda r: r.name)
     ]
     if args.json:
@@ -423,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--input-size",
         type=_positive_int,
         metavar="N",
-        help="square input size (default: the net's Slim default; at least the recipe's "
-        "min_size, see `tfunite recipes --json`)",
+        help="square input size (default: the net's Slim default; from the recipe's "
+        "min_size to its max_size, see `tfunite recipes --json`)",
     )
     p.add_argument("--scope", help="the net's top scope in the checkpoint, if not Slim's default")
     p.add_argument(
