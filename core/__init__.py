@@ -25,8 +25,7 @@ from .errors import (
 )
 
 # The rest of the API imports TensorFlow: loaded on first use (PEP 562), so that the
-# `tfunite` command answers --help without TensorFlow's start-up, and can quiet its
-# logs before TensorFlow is imported.
+# `tfunite` command answers --help and --version without TensorFlow's start-up.
 _LAZY = {
     "strict": ".capture",
     "LoadReport": ".checkpoint",
