@@ -34,24 +34,13 @@ import contextlib
 import importlib.util
 import os
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from common import (  # noqa: E402
-    Target,
-    finish,
-    interleaved,
-    machine,
-    paired_ratio,
-    parser,
-    ratios,
-    spread,
-    timed,
-)
+from common import Target, compare_steps, finish, parser  # noqa: E402
 
 TARGET = 1.05
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mixed_model.py"
@@ -64,11 +53,6 @@ def load_example() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def op_counts(fn: Any, *args: Any) -> Counter:
-    graph = fn.get_concrete_function(*args).graph
-    return Counter(op.type for op in graph.get_operations())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,41 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     # ---- timed: training steps (batch-norm statistics update, dropout on)
     step_native, step_tfunite = make_native_step(True), make_tfunite_step(True)
     tf1_native.flag.assign(True)  # TFLearn's way: set the mode once, not per step
-    ops = {"native": op_counts(step_native, x, y), "tfunite": op_counts(step_tfunite, x, y)}
-    only = {
-        side: ops[side] - ops[other]
-        for side, other in (("native", "tfunite"), ("tfunite", "native"))
-    }
-
-    def loop(step: Any) -> Any:
-        def run_steps() -> None:
-            for _ in range(args.steps):
-                loss = step(x, y)
-            loss.numpy()  # wait for the last step
-
-        return run_steps
-
-    times = interleaved(
-        {"native": timed(loop(step_native)), "tfunite": timed(loop(step_tfunite))},
-        repeats=args.repeats,
-        warmup=2,
-    )
-    ratio = paired_ratio(times["tfunite"], times["native"])
-    per_step = {k: [t / args.steps for t in v] for k, v in times.items()}
-
     print(
         f"mixed step: Slim conv trunk + TFLearn fc/dropout + Sonnet MLP + Keras 3 Dense, "
         f"{n_params} trainable parameters, batch {mm.BATCH}, adam, tf.function"
     )
     print(f"  same losses and weights for 3 steps (training=False, rtol=atol={RTOL:g})")
-    print(f"  {args.repeats} interleaved rounds x {args.steps} steps; {machine()}")
-    print(f"  native  per step: {spread(per_step['native'])}")
-    print(f"  tfunite per step: {spread(per_step['tfunite'])}")
-    print(f"  {ratios(times['tfunite'], times['native'])}")
-    print(
-        f"  graph ops: native {sum(ops['native'].values())}, tfunite {sum(ops['tfunite'].values())}; "
-        f"only in native: {dict(only['native']) or 'none'}; only in tfunite: {dict(only['tfunite']) or 'none'}"
-    )
+    ratio = compare_steps(step_native, step_tfunite, x, y, args.steps, args.repeats)
     return finish(
         [
             Target(

@@ -25,22 +25,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import Counter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from common import (  # noqa: E402
-    Target,
-    finish,
-    interleaved,
-    machine,
-    paired_ratio,
-    parser,
-    ratios,
-    spread,
-    timed,
-)
+from common import Target, compare_steps, finish, parser  # noqa: E402
 
 IN, HIDDEN, CLASSES, BATCH = 128, 384, 10, 64
 TARGET = 1.05
@@ -129,45 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
 
-    # A noise-free cross-check: the traced graphs should hold the same operations.
-    ops = {}
-    for side, step in (("native", step_native), ("tfunite", step_tfunite)):
-        graph = step.get_concrete_function(x, y).graph
-        ops[side] = Counter(op.type for op in graph.get_operations())
-    only = {
-        side: ops[side] - ops[other]
-        for side, other in (("native", "tfunite"), ("tfunite", "native"))
-    }
-
-    def loop(step):
-        def run() -> None:
-            for _ in range(args.steps):
-                loss = step(x, y)
-            loss.numpy()  # wait for the last step
-
-        return run
-
-    times = interleaved(
-        {"native": timed(loop(step_native)), "tfunite": timed(loop(step_tfunite))},
-        repeats=args.repeats,
-        warmup=2,
-    )
-    ratio = paired_ratio(times["tfunite"], times["native"])
-    per_step = {k: [t / args.steps for t in v] for k, v in times.items()}
-
     print(
         f"train step: Keras 3 MLP {IN}->{HIDDEN}->{HIDDEN} + Sonnet MLP {HIDDEN}->{HIDDEN}->"
         f"{CLASSES}, {n_params} trainable parameters, batch {BATCH}, adam, tf.function"
     )
-    print(f"  {args.repeats} interleaved rounds x {args.steps} steps; {machine()}")
-    print(f"  native  per step: {spread(per_step['native'])}")
-    print(f"  tfunite per step: {spread(per_step['tfunite'])}")
-    print(f"  {ratios(times['tfunite'], times['native'])}")
-    print(
-        f"  graph ops: native {sum(ops['native'].values())}, tfunite "
-        f"{sum(ops['tfunite'].values())}; only in native: {dict(only['native']) or 'none'}; "
-        f"only in tfunite: {dict(only['tfunite']) or 'none'}"
-    )
+    ratio = compare_steps(step_native, step_tfunite, x, y, args.steps, args.repeats)
     return finish(
         [
             Target(

@@ -15,8 +15,10 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 RESULT_PREFIX = "#RESULT "
 
@@ -122,3 +124,44 @@ def spread(xs: Sequence[float]) -> str:
 def machine() -> str:
     """One line describing where the numbers were measured."""
     return f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {sys.platform}"
+
+
+def compare_steps(native: Any, tfunite: Any, x: Any, y: Any, steps: int, repeats: int) -> float:
+    """Time two `tf.function` training steps ``step(x, y) -> loss`` against each other.
+
+    Prints the op counts of both traced graphs (identical graphs mean a measured
+    difference is noise), then `repeats` interleaved rounds of `steps` steps per side,
+    per-step spreads and ratio estimators; returns the median of paired ratios
+    tfunite/native.
+    """
+    ops = {}
+    for side, step in (("native", native), ("tfunite", tfunite)):
+        graph = step.get_concrete_function(x, y).graph
+        ops[side] = Counter(op.type for op in graph.get_operations())
+    only = {
+        side: ops[side] - ops[other]
+        for side, other in (("native", "tfunite"), ("tfunite", "native"))
+    }
+
+    def loop(step: Any) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(steps):
+                loss = step(x, y)
+            loss.numpy()  # wait for the last step
+
+        return run
+
+    times = interleaved(
+        {"native": timed(loop(native)), "tfunite": timed(loop(tfunite))}, repeats, warmup=2
+    )
+    per_step = {k: [t / steps for t in v] for k, v in times.items()}
+    print(f"  {repeats} interleaved rounds x {steps} steps; {machine()}")
+    print(f"  native  per step: {spread(per_step['native'])}")
+    print(f"  tfunite per step: {spread(per_step['tfunite'])}")
+    print(f"  {ratios(times['tfunite'], times['native'])}")
+    print(
+        f"  graph ops: native {sum(ops['native'].values())}, tfunite "
+        f"{sum(ops['tfunite'].values())}; only in native: {dict(only['native']) or 'none'}; "
+        f"only in tfunite: {dict(only['tfunite']) or 'none'}"
+    )
+    return paired_ratio(times["tfunite"], times["native"])
