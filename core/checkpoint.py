@@ -674,6 +674,8 @@ def save(
 ) -> str:
     """Atomically write `owner`'s variables to the checkpoint directory `path`.
 
+    Once the new bundle is current, older ``ckpt-*`` files in `path` are removed: the
+    directory holds one checkpoint (use a new directory to keep several).
     Returns the prefix of the bundle written (what TF1 `Saver.restore` takes).
     """
     path = os.fspath(path)
