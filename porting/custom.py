@@ -26,14 +26,11 @@ from .engine import (
     save_atomic,
 )
 
-# What port_custom accepts as rules (tfunite.rules.parse_rules): the same as tu.load.
-CustomRuleSpec = RuleSpec
-
 
 def port_custom(
     checkpoint: str,
     model: Any,
-    rules: CustomRuleSpec,
+    rules: RuleSpec,
     transforms: Sequence[tuple[str, Transform]] | Mapping[str, Transform] = (),
     *,
     drop: Sequence[str] = (),
