@@ -8,13 +8,96 @@ in that order (see tfunite/owner.py).
 from tfunite.registry import Bridge, register
 
 # Order matters: the most specific framework first, plain tf.Module last.
-KERAS = register(Bridge("keras", "tfunite.bridges.keras", "KerasOwner", ("keras",)))
-TF_KERAS = register(Bridge("tf_keras", "tfunite.bridges.tf_keras", "TfKerasOwner", ("tf_keras",)))
-SONNET = register(Bridge("sonnet", "tfunite.bridges.sonnet", "SonnetOwner", ("sonnet",)))
-SLIM = register(Bridge("slim", "tfunite.bridges.slim", "SlimOwner", ("tf_slim",), wrappable=False))
+KERAS = register(
+    Bridge(
+        "keras",
+        "Keras 3",
+        "tfunite.bridges.keras",
+        "KerasOwner",
+        ("keras",),
+        import_name="keras",
+        distribution="keras",
+        extra="keras",
+        graph=False,
+        optimizers=True,
+        compat_case="tfunite.tools.compat:CASES.keras",
+        golden_formats=("object", "keras-h5"),
+    )
+)
+TF_KERAS = register(
+    Bridge(
+        "tf_keras",
+        "tf_keras (Keras 2)",
+        "tfunite.bridges.tf_keras",
+        "TfKerasOwner",
+        ("tf_keras",),
+        import_name="tf_keras",
+        distribution="tf-keras",
+        extra="tf-keras",
+        optimizers=True,
+        compat_case="tfunite.tools.compat:CASES.tf_keras",
+        golden_formats=("object", "keras-h5"),
+    )
+)
+SONNET = register(
+    Bridge(
+        "sonnet",
+        "DeepMind Sonnet 2",
+        "tfunite.bridges.sonnet",
+        "SonnetOwner",
+        ("sonnet",),
+        import_name="sonnet",
+        distribution="dm-sonnet",
+        extra="sonnet",
+        fixes="tfunite.bridges.sonnet",
+        optimizers=True,
+        compat_case="tfunite.tools.compat:CASES.sonnet",
+        golden_formats=("object",),
+    )
+)
+SLIM = register(
+    Bridge(
+        "slim",
+        "TF-Slim",
+        "tfunite.bridges.slim",
+        "SlimOwner",
+        ("tf_slim",),
+        import_name="tf_slim",
+        distribution="tf-slim",
+        extra="slim",
+        wrappable=False,
+        fixes="tfunite.bridges.legacy",
+        compat_case="tfunite.tools.compat:CASES.slim",
+        golden_formats=("saver",),
+    )
+)
 TFLEARN = register(
-    Bridge("tflearn", "tfunite.bridges.tflearn", "TFLearnOwner", ("tflearn",), wrappable=False)
+    Bridge(
+        "tflearn",
+        "TFLearn",
+        "tfunite.bridges.tflearn",
+        "TFLearnOwner",
+        ("tflearn",),
+        import_name="tflearn",
+        distribution="tflearn",
+        extra="tflearn",
+        wrappable=False,
+        fixes="tfunite.bridges.tflearn",
+        compat_case="tfunite.tools.compat:CASES.tflearn",
+        golden_formats=("saver",),
+    )
 )
 TF_MODULE = register(
-    Bridge("tf_module", "tfunite.bridges.tf_module", "ModuleOwner", ("tensorflow",))
+    Bridge(
+        "tf_module",
+        "plain tf.Module",
+        "tfunite.bridges.tf_module",
+        "ModuleOwner",
+        ("tensorflow",),
+        import_name="tensorflow",
+        distribution="tensorflow",
+        extra="",
+        compat_case="tfunite.tools.compat:CASES.tf_module",
+        golden_formats=("object",),
+    )
 )

@@ -21,6 +21,11 @@ import tensorflow as tf
 AutoBase = Callable[[Any], str]
 
 
+def canonical(name: str) -> str:
+    """A TF variable name without its `:0` output suffix."""
+    return re.sub(r":\d+$", "", name)
+
+
 def snake_case(name: str) -> str:
     """Keras' `to_snake_case` (the base of its auto-generated layer names)."""
     name = re.sub(r"\W+", "", name)

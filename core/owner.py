@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from .capture import capturing, register_owner
 from .errors import DuplicateVariablesError, GraphModeError, NotBuiltError
+from .naming import canonical
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -36,11 +37,6 @@ def check_name(name: str, what: str = "owner") -> str:
             "(no '/', which separates path components). Fix: pick a name like 'trunk'."
         )
     return name
-
-
-def canonical(name: str) -> str:
-    """A TF variable name without its `:0` output suffix."""
-    return re.sub(r":\d+$", "", name)
 
 
 def outer_graph() -> tf.Graph | None:

@@ -19,11 +19,29 @@ from .owner import Owner
 
 @dataclass(frozen=True)
 class Bridge:
-    name: str  # "keras", "tf_keras", "sonnet", ...
-    module: str  # "tfunite.bridges.keras"
+    """The one record of a framework: everything tfunite needs to know about it.
+
+    The registry, `tfunite doctor`, the compatibility probes, golden generation,
+    capture, `tu.Optimizer` and the tests read these records; none of them keeps a list
+    of frameworks of its own. Records are data (strings, no imports), so reading them
+    imports no framework. Adding a bridge means adding its files and one record
+    (bridges/__init__.py).
+    """
+
+    name: str  # "keras", "tf_keras", "sonnet", ...: the key everywhere
+    title: str  # what it is, for people: "TF-Slim"
+    module: str  # "tfunite.bridges.keras": the bridge's implementation
     owner_class: str  # the Owner subclass in that module
     class_prefixes: tuple[str, ...]  # module prefixes of the classes it may accept
+    import_name: str  # the framework's import name ("tf_slim")
+    distribution: str  # its pip distribution ("tf-slim")
+    extra: str  # the tfunite extra that installs it ("slim"; "" when TensorFlow itself)
     wrappable: bool = True  # False for bridges built from functions (slim, tflearn)
+    fixes: str | None = None  # module registering its legacy fixes (patches global state)
+    graph: bool = True  # runs in a TF1 graph + Session
+    optimizers: bool = False  # tu.Optimizer accepts this framework's optimizers
+    compat_case: str | None = None  # "module:attr" of its small model for probes/goldens
+    golden_formats: tuple[str, ...] = ()  # native formats written beside tu.save's
 
     def load(self) -> type[Owner]:
         return getattr(importlib.import_module(self.module), self.owner_class)
