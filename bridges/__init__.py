@@ -20,7 +20,7 @@ KERAS = register(
         extra="keras",
         graph=False,
         optimizers=True,
-        compat_case="tfunite.tools.compat:CASES.keras",
+        compat_case="tfunite.tools.compat.cases:keras",
         golden_formats=("object", "keras-h5"),
     )
 )
@@ -35,7 +35,7 @@ TF_KERAS = register(
         distribution="tf-keras",
         extra="tf-keras",
         optimizers=True,
-        compat_case="tfunite.tools.compat:CASES.tf_keras",
+        compat_case="tfunite.tools.compat.cases:tf_keras",
         golden_formats=("object", "keras-h5"),
     )
 )
@@ -51,7 +51,7 @@ SONNET = register(
         extra="sonnet",
         fixes="tfunite.bridges.sonnet",
         optimizers=True,
-        compat_case="tfunite.tools.compat:CASES.sonnet",
+        compat_case="tfunite.tools.compat.cases:sonnet",
         golden_formats=("object",),
     )
 )
@@ -67,7 +67,7 @@ SLIM = register(
         extra="slim",
         wrappable=False,
         fixes="tfunite.bridges.legacy",
-        compat_case="tfunite.tools.compat:CASES.slim",
+        compat_case="tfunite.tools.compat.cases:slim",
         golden_formats=("saver",),
     )
 )
@@ -83,7 +83,7 @@ TFLEARN = register(
         extra="tflearn",
         wrappable=False,
         fixes="tfunite.bridges.tflearn",
-        compat_case="tfunite.tools.compat:CASES.tflearn",
+        compat_case="tfunite.tools.compat.cases:tflearn",
         golden_formats=("saver",),
     )
 )
@@ -97,7 +97,7 @@ TF_MODULE = register(
         import_name="tensorflow",
         distribution="tensorflow",
         extra="",
-        compat_case="tfunite.tools.compat:CASES.tf_module",
+        compat_case="tfunite.tools.compat.cases:tf_module",
         golden_formats=("object",),
     )
 )

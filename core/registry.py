@@ -40,7 +40,7 @@ class Bridge:
     fixes: str | None = None  # module registering its legacy fixes (patches global state)
     graph: bool = True  # runs in a TF1 graph + Session
     optimizers: bool = False  # tu.Optimizer accepts this framework's optimizers
-    compat_case: str | None = None  # "module:attr" of its small model for probes/goldens
+    compat_case: str | None = None  # "module:attr" of its small model case (compat probes, goldens)
     golden_formats: tuple[str, ...] = ()  # native formats written beside tu.save's
 
     def load(self) -> type[Owner]:
