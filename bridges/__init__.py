@@ -5,7 +5,7 @@ Every bridge module has the same shape: an `Owner` subclass with `decline_reason
 in that order (see tfunite/owner.py).
 """
 
-from tfunite.registry import Bridge, register
+from tfunite.records import Bridge, register
 
 # Order matters: the most specific framework first, plain tf.Module last.
 KERAS = register(
@@ -49,7 +49,7 @@ SONNET = register(
         import_name="sonnet",
         distribution="dm-sonnet",
         extra="sonnet",
-        fixes="tfunite.bridges.sonnet",
+        fixes="tfunite.bridges.sonnet_fixes",
         optimizers=True,
         compat_case="tfunite.tools.compat.cases:sonnet",
         golden_formats=("object",),
@@ -66,7 +66,7 @@ SLIM = register(
         distribution="tf-slim",
         extra="slim",
         wrappable=False,
-        fixes="tfunite.bridges.legacy",
+        fixes="tfunite.bridges.slim_fixes",
         compat_case="tfunite.tools.compat.cases:slim",
         golden_formats=("saver",),
     )
@@ -82,7 +82,7 @@ TFLEARN = register(
         distribution="tflearn",
         extra="tflearn",
         wrappable=False,
-        fixes="tfunite.bridges.tflearn",
+        fixes="tfunite.bridges.tflearn_fixes",
         compat_case="tfunite.tools.compat.cases:tflearn",
         golden_formats=("saver",),
     )

@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 from tfunite import fixes
-from tfunite.bridges import legacy  # noqa: F401  (registers the legacy fixes)
 from tfunite.bridges._tf1 import CallRecord, TF1Variables
 from tfunite.naming import training_kwargs
 from tfunite.owner import Owner

@@ -1,13 +1,21 @@
-"""Legacy fixes that make TF-Slim run on current TensorFlow.
+"""The slim bridge's legacy fixes: the global state it patches so TF-Slim runs on current TF.
 
-Each fix is a named, idempotent patch registered with `tfunite.fixes`. Importing this
-module only *registers* the fixes; nothing is patched until a bridge calls
+Global state patched (only once `tfunite.fixes.ensure("slim")` runs; each undoable):
+
+- `tensorflow.python.framework.ops`: attributes `Tensor`, `IndexedSlices` added;
+- `tensorflow.python.layers.normalization`: its lazy loader's module path;
+- `tf_slim.layers.layers`: its `ops` module reference (name scopes entered eagerly);
+- `tf_slim.layers.layers`: its function `_add_variable_to_collections` (compared by identity).
+
+This module is the `fixes` of the slim record (bridges/__init__.py). Each fix is a
+named, idempotent patch registered with `tfunite.fixes`. Importing this module only
+*registers* the fixes; nothing is patched until a bridge calls
 `tfunite.fixes.ensure("slim")` on first use. Every fix that patches
 shared state can be undone with `tfunite.fixes.undo(name)`, which restores the exact
 objects it replaced. No fix switches TensorFlow's global behaviour
 (`disable_v2_behavior`, `TF_USE_LEGACY_KERAS`). TFLearn needs none of these (it uses
 neither `ops.Tensor` nor TF's layers, and has its own batch normalization); its fixes
-live in `tfunite.bridges.tflearn`.
+live in `tfunite.bridges.tflearn_fixes`.
 
 Each fix's `needed` check asks whether the bug is there without importing tf_slim
 (`tfunite doctor` runs them): it reads tf_slim's source file and probes TensorFlow.
