@@ -17,11 +17,12 @@ the legacy fix in `sonnet_fixes.py` (applied when the bridge is first used, or b
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import sonnet as snt
 import tensorflow as tf
 from tfunite import fixes
+from tfunite.bridges import SONNET
 from tfunite.checkpoint import object_paths
 from tfunite.naming import distinct_child_names, training_kwargs, walk
 from tfunite.owner import Owner, canonical
@@ -39,7 +40,8 @@ def _own_variables(module: tf.Module) -> list[tuple[str, tf.Variable]]:
 class SonnetOwner(Owner):
     """Owner of a Sonnet 2 module; called with `is_training=` when the module takes it."""
 
-    framework = "sonnet"
+    framework: ClassVar[str] = SONNET.name
+    supports_graph: ClassVar[bool] = SONNET.graph
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
@@ -49,7 +51,7 @@ class SonnetOwner(Owner):
             else f"{type(obj).__qualname__} is not an snt.Module"
         )
 
-    def __init__(self, module: Any, name: str | None = None):
+    def __init__(self, module: Any, name: str | None = None) -> None:
         fixes.ensure("sonnet")
         super().__init__(name or module.name)
         # Built on the first call: Sonnet modules create some variables in __init__

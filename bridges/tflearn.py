@@ -48,10 +48,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import tensorflow as tf
 from tensorflow.python.eager.context import eager_mode
+from tfunite.bridges import TFLEARN
 from tfunite.capture import capturing
 from tfunite.owner import Owner, outer_graph
 
@@ -98,8 +99,8 @@ class TFLearnOwner(Owner):
         ['is_training', 'fc1/W', 'fc1/b', 'logits/W', 'logits/b']
     """
 
-    framework = "tflearn"
-    supports_graph = True
+    framework: ClassVar[str] = TFLEARN.name
+    supports_graph: ClassVar[bool] = TFLEARN.graph
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
@@ -107,7 +108,7 @@ class TFLearnOwner(Owner):
             return f"expected a function fn(inputs) -> net, got {type(obj).__qualname__}"
         return None
 
-    def __init__(self, fn: Callable[[Any], Any], name: str):
+    def __init__(self, fn: Callable[[Any], Any], name: str) -> None:
         super().__init__(name)
         reason = self.decline_reason(fn)
         if reason is not None:
@@ -130,7 +131,7 @@ class TFLearnOwner(Owner):
         self.in_graph = outer_graph() is not None
         if not self.built:
             self._regularizers.clear()  # a failed first call starts over (so does _tf1)
-        flag = self._training_flag()
+        flag = _training_flag(self)
         default = tf.compat.v1.get_default_graph()
         saved = {key: list(default.get_collection(key)) for key in (IS_TRAINING, "is_training_ops")}
         with tf.control_dependencies([flag.assign(tf.cast(training, tf.bool))]):
@@ -174,16 +175,16 @@ class TFLearnOwner(Owner):
     def _endpoints(self) -> dict[str, Any]:
         return dict(self._last_endpoints)
 
-    def _aliases(self, fmt: str) -> dict[str, str] | None:
+    def _aliases(self, fmt: str) -> dict[str, str | None] | None:
         return None  # TFLearn writes TF1 name-based checkpoints only: canonical names
 
-    # ------------------------------------------------------------------ helpers
-    def _training_flag(self) -> tf.Variable:
-        """The owner's `is_training` variable (TFLearn's name), created once."""
-        if self._flag is None:
-            with tf.init_scope():
-                self._flag = tf.Variable(False, trainable=False, name=IS_TRAINING, dtype=tf.bool)
-        return self._flag
+
+def _training_flag(owner: TFLearnOwner) -> tf.Variable:
+    """The owner's `is_training` variable (TFLearn's name), created once."""
+    if owner._flag is None:
+        with tf.init_scope():
+            owner._flag = tf.Variable(False, trainable=False, name=IS_TRAINING, dtype=tf.bool)
+    return owner._flag
 
 
 __all__ = ["GRAPH_ONLY_LAYER", "TFLEARN_DNN_EXTRAS", "TFLearnOwner", "import_tflearn"]

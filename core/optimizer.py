@@ -82,7 +82,9 @@ class Optimizer(Owner):
 
     framework = "optimizer"
 
-    def __init__(self, optimizer: Any, owner: Owner, name: str | None = None, **kwargs: Any):
+    def __init__(
+        self, optimizer: Any, owner: Owner, name: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(check_name(name or "optimizer"))
         if isinstance(optimizer, str):
             # Built inside the owner's capture: its step counter and learning rate are
