@@ -318,3 +318,43 @@ def test_hook_checks_catch_a_bridge_out_of_order():
             test_bridges_declare_no_hook_the_base_does_not(record)
     finally:
         del globals()["Backwards"]
+
+
+# ------------------------------------------------------- records are read everywhere
+FAKE = Bridge(
+    "fakenet",
+    "FakeNet",
+    "tfunite.bridges.fakenet",
+    "FakeOwner",
+    ("tests.test_architecture",),
+    import_name="fakenet_pkg",
+    distribution="fake-net",
+    extra="fakenet",
+    fixes="tfunite.bridges.fakenet_fixes",
+    optimizers=True,
+)
+
+
+class FakeOptimizer:
+    """An optimizer class from the fake record's class prefix."""
+
+
+def test_a_new_record_reaches_doctor_capture_and_optimizer(monkeypatch):
+    from tfunite import capture, optimizer
+    from tfunite.records import BRIDGES
+    from tfunite.tools import doctor
+
+    monkeypatch.setitem(BRIDGES, FAKE.name, FAKE)
+    assert doctor.packages()["fakenet_pkg"] == "fake-net"
+    assert doctor.extras()["fakenet_pkg"] == "fakenet"
+    assert "tfunite.bridges.fakenet_fixes" in doctor.fix_modules()
+    problem = {p.name: p for p in doctor.problems({"tensorflow": "2.21.0"})}["fakenet_pkg-missing"]
+    assert problem.fix == "pip install 'tfunite[fakenet]'" and "fake-net" in problem.summary
+    errors = doctor.register_fixes()
+    assert (
+        "No module named 'tfunite.bridges.fakenet_fixes'" in errors["tfunite.bridges.fakenet_fixes"]
+    )
+    assert "fakenet_pkg" in capture._library_names()
+    assert optimizer._kind(FakeOptimizer()) == "fakenet"
+    with pytest.raises(TypeError, match=r"expected an optimizer of .*FakeNet, or a Keras"):
+        optimizer._kind(object())
