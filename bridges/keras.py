@@ -114,7 +114,7 @@ def _h5_paths(model: Any) -> dict[int, str]:
     paths: dict[int, str] = {}
 
     class _Entry(dict):
-        def __init__(self, path: str):
+        def __init__(self, path: str) -> None:
             super().__init__()
             self.path = path
 

@@ -144,14 +144,20 @@ class _EagerNameScopes(types.ModuleType):
     """`tensorflow.python.framework.ops` as Slim's layers module sees it, except that
     `name_scope` is entered eagerly too (so `with name_scope(...) as sc` gives a name)."""
 
-    def __init__(self, ops: types.ModuleType):
+    def __init__(self, ops: types.ModuleType) -> None:
         super().__init__(ops.__name__, ops.__doc__)
         self._tfunite_wrapped = ops
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tfunite_wrapped, name)
 
-    def name_scope(self, name, default_name=None, values=None, skip_on_eager=False):
+    def name_scope(
+        self,
+        name: Any,
+        default_name: str | None = None,
+        values: Any = None,
+        skip_on_eager: bool = False,
+    ) -> Any:
         del skip_on_eager  # the whole point: never skip, the scope name is an alias
         return self._tfunite_wrapped.name_scope(name, default_name, values, skip_on_eager=False)
 
@@ -223,7 +229,9 @@ SLIM_EAGER_NAME_SCOPES = register_fix(
 # ----------------------------------------------------------------- collections by identity
 
 
-def _add_variable_to_collections(variable, collections_set, collections_name):
+def _add_variable_to_collections(
+    variable: Any, collections_set: Any, collections_name: str
+) -> None:
     """tf_slim's `_add_variable_to_collections`, with `in` by identity, not by `==`."""
     from tensorflow.python.framework import ops
     from tensorflow.python.ops import variables as tf_variables

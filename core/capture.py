@@ -46,7 +46,7 @@ def capturing(owner: Any) -> Iterator[list[tf.Variable]]:
     """
     created: list[tf.Variable] = []
 
-    def creator(next_creator, **kwargs):
+    def creator(next_creator: Any, **kwargs: Any) -> Any:
         variable = next_creator(**kwargs)
         if current_owner() is owner:
             created.append(variable)
@@ -143,7 +143,7 @@ def strict() -> Iterator[None]:
     """
     loose: list[tuple[tf.Variable, str, str]] = []
 
-    def creator(next_creator, **kwargs):
+    def creator(next_creator: Any, **kwargs: Any) -> Any:
         variable = next_creator(**kwargs)
         if current_owner() is None:
             name = getattr(variable, "name", None) or kwargs.get("name") or "<unnamed>"

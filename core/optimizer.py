@@ -192,7 +192,7 @@ class Optimizer(Owner):
         # TF1 graph their variable updates are silently dropped (only the step counter
         # moves). Traced as a function inside the graph, every update runs.
         @tf.function(autograph=False)
-        def apply(*g):
+        def apply(*g: Any) -> tf.Tensor:
             self.apply(list(g))
             return tf.constant(0)
 
