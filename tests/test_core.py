@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tfunite as tu
+from tfunite.records import records
 
 from tests import models
+
+# Every framework of the records (TensorFlow itself aside).
+FRAMEWORKS = tuple(r.import_name for r in records().values() if r.import_name != "tensorflow")
 
 
 def test_import_tfunite_imports_no_framework():
@@ -19,7 +23,7 @@ def test_import_tfunite_imports_no_framework():
         "import tfunite\n"
         "api = [getattr(tfunite, name) for name in tfunite.__all__]\n"
         "new = [m for m in set(sys.modules) - before if m.split('.')[0] in "
-        "('keras', 'tf_keras', 'sonnet', 'tf_slim', 'tflearn')]\n"
+        f"{FRAMEWORKS!r}]\n"
         "import tfunite.fixes\n"
         "print(json.dumps({'new': sorted(new), 'fixes': [f['name'] for f in tfunite.fixes.status() if f['applied']]}))"
     )
