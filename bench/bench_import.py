@@ -27,8 +27,10 @@ import subprocess
 import sys
 
 from common import Target, finish, machine, median, parser
+from tfunite.records import records  # data only: imports neither TensorFlow nor a framework
 
-FRAMEWORKS = ("keras", "tf_keras", "sonnet", "tf_slim", "tflearn")
+# Every framework of the records (TensorFlow itself aside).
+FRAMEWORKS = tuple(r.import_name for r in records().values() if r.import_name != "tensorflow")
 OVERHEAD_TARGET = 0.3  # seconds
 
 _CHILD = r"""

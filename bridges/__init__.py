@@ -1,11 +1,19 @@
-"""Bridges: one module per framework, registered here without importing any framework.
+"""Bridges: one record per framework, registered here without importing any framework.
 
-Every bridge module has the same shape: an `Owner` subclass with `decline_reason`,
-`__init__`, then the hooks `_forward`, `_collect`, `_losses`, `_endpoints`, `_aliases`
-in that order (see tfunite/owner.py).
+Each record (`tfunite.records.Bridge`) is the one place a fact about a framework lives:
+its import name, pip distribution and extra, the classes it accepts, its owner class,
+its legacy fixes module, whether it runs in TF1 graphs, its compat/golden case. Adding a
+bridge means adding its files and one record here; tests/test_architecture.py fails
+when a record has no conformance case or does not resolve.
+
+Every bridge module has the same shape: an `Owner` subclass whose `framework` and
+`supports_graph` come from its record, implementing the hooks declared on `Owner`
+(core/owner.py) in that order: `decline_reason`, `__init__`, `_forward`, `_collect`,
+`_losses`, `_endpoints`, `_updates`, `_aliases` (those it needs). A bridge that patches
+global state keeps those patches beside it in `<name>_fixes.py`, the record's `fixes`.
 """
 
-from tfunite.registry import Bridge, register
+from tfunite.records import Bridge, register
 
 # Order matters: the most specific framework first, plain tf.Module last.
 KERAS = register(
@@ -49,7 +57,7 @@ SONNET = register(
         import_name="sonnet",
         distribution="dm-sonnet",
         extra="sonnet",
-        fixes="tfunite.bridges.sonnet",
+        fixes="tfunite.bridges.sonnet_fixes",
         optimizers=True,
         compat_case="tfunite.tools.compat.cases:sonnet",
         golden_formats=("object",),
@@ -66,7 +74,7 @@ SLIM = register(
         distribution="tf-slim",
         extra="slim",
         wrappable=False,
-        fixes="tfunite.bridges.legacy",
+        fixes="tfunite.bridges.slim_fixes",
         compat_case="tfunite.tools.compat.cases:slim",
         golden_formats=("saver",),
     )
@@ -82,7 +90,7 @@ TFLEARN = register(
         distribution="tflearn",
         extra="tflearn",
         wrappable=False,
-        fixes="tfunite.bridges.tflearn",
+        fixes="tfunite.bridges.tflearn_fixes",
         compat_case="tfunite.tools.compat.cases:tflearn",
         golden_formats=("saver",),
     )

@@ -108,7 +108,7 @@ def _make_store(tf1: TF1Variables) -> Any:
     class _Store(base):
         """An `_EagerVariableStore` that refuses new variables once frozen."""
 
-        def _get_single_variable(self, name, *args, **kwargs):
+        def _get_single_variable(self, name: str, *args: Any, **kwargs: Any) -> Any:
             if name not in self._vars:
                 if tf1.frozen:
                     raise DuplicateVariablesError(
@@ -131,7 +131,7 @@ class _CountingStore(vs._VariableStore):
     variables (its dicts), delegates creation to it, and counts in `tf1._store_creating`
     while it runs (the wrapped store may be another owner's `_CountingStore`)."""
 
-    def __init__(self, inner: Any, tf1: TF1Variables):
+    def __init__(self, inner: Any, tf1: TF1Variables) -> None:
         super().__init__()
         self._vars = inner._vars
         self._partitioned_vars = inner._partitioned_vars
@@ -169,7 +169,7 @@ class TF1Variables:
         framework: name of the framework (used in error messages), e.g. "tf_slim".
     """
 
-    def __init__(self, owner: str, framework: str):
+    def __init__(self, owner: str, framework: str) -> None:
         self.owner = owner
         self.framework = framework
         self.frozen = False
@@ -273,7 +273,7 @@ class TF1Variables:
 
     @contextlib.contextmanager
     def _eager_scope(self) -> Iterator[None]:
-        def creator(next_creator, **kwargs):
+        def creator(next_creator: Any, **kwargs: Any) -> Any:
             if not self._store_creating:
                 raise OwnershipError(
                     LOOSE_VARIABLE.format(
@@ -296,7 +296,7 @@ class TF1Variables:
         store = vs._get_default_variable_store()
         known = set(store._vars), set(store._partitioned_vars)
 
-        def creator(next_creator, **kwargs):
+        def creator(next_creator: Any, **kwargs: Any) -> Any:
             if not self._store_creating:
                 raise OwnershipError(
                     LOOSE_VARIABLE.format(

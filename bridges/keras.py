@@ -8,10 +8,11 @@ used there raises GraphModeError suggesting tf_keras.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import tensorflow as tf
+from tfunite.bridges import KERAS
 from tfunite.checkpoint import object_paths
 from tfunite.naming import legacy_h5_positions, stable_child_names, walk
 from tfunite.owner import Owner
@@ -41,8 +42,8 @@ class KerasOwner(Owner):
             last call in `owner.endpoints` (runs the model through a multi-output view).
     """
 
-    framework = "keras"
-    supports_graph = False
+    framework: ClassVar[str] = KERAS.name
+    supports_graph: ClassVar[bool] = KERAS.graph
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
@@ -50,7 +51,7 @@ class KerasOwner(Owner):
             return None
         return f"{type(obj).__qualname__} is not a keras.Layer"
 
-    def __init__(self, model: Any, name: str | None = None, endpoints: bool = False):
+    def __init__(self, model: Any, name: str | None = None, endpoints: bool = False) -> None:
         super().__init__(name or model.name)
         self.model = model
         self._want_endpoints = endpoints
@@ -113,7 +114,7 @@ def _h5_paths(model: Any) -> dict[int, str]:
     paths: dict[int, str] = {}
 
     class _Entry(dict):
-        def __init__(self, path: str):
+        def __init__(self, path: str) -> None:
             super().__init__()
             self.path = path
 

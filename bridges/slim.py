@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 from tfunite import fixes
-from tfunite.bridges import legacy  # noqa: F401  (registers the legacy fixes)
+from tfunite.bridges import SLIM
 from tfunite.bridges._tf1 import CallRecord, TF1Variables
 from tfunite.naming import training_kwargs
 from tfunite.owner import Owner
@@ -70,14 +70,15 @@ class SlimOwner(Owner):
         arg_scope: an arg_scope dict (e.g. `vgg.vgg_arg_scope()`) applied around `fn`.
     """
 
-    framework: ClassVar[str] = "tf_slim"
-    supports_graph: ClassVar[bool] = True
+    # The framework's import name: messages say "(tf_slim)", as TF1 code knows it.
+    framework: ClassVar[str] = SLIM.import_name
+    supports_graph: ClassVar[bool] = SLIM.graph
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
         return "TF-Slim code is a function: wrap it with tu.slim(fn, name=...), not tu.wrap"
 
-    def __init__(self, fn: Callable[..., Any], name: str, arg_scope: Any = None):
+    def __init__(self, fn: Callable[..., Any], name: str, arg_scope: Any = None) -> None:
         super().__init__(name)
         if not callable(fn):
             raise TypeError(
@@ -144,14 +145,14 @@ class SlimOwner(Owner):
     def _endpoints(self) -> dict[str, tf.Tensor]:
         return self._last_endpoints
 
-    def _aliases(self, fmt: str) -> dict[str, str] | None:
-        return None  # Slim has only TF1 name-based checkpoints: canonical names are the keys
-
     def _updates(self) -> list[Any]:
         """TF1 graph: the `UPDATE_OPS` (batch-norm moving statistics) the owner's calls
         created, which `tu.Optimizer.train_op` runs with the gradient step. Eagerly and
         in `tf.function` the updates run during the call, so this is empty."""
         return list(self._graph_updates)
+
+    def _aliases(self, fmt: str) -> dict[str, str | None] | None:
+        return None  # Slim has only TF1 name-based checkpoints: canonical names are the keys
 
 
 def _is_pair(out: Any) -> bool:

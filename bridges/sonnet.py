@@ -10,59 +10,22 @@ In a TF1 graph the module runs inside a `tf.function`: Sonnet is TF2 code whose 
 updates (BatchNorm's moving averages) rely on automatic control dependencies, and would
 otherwise be built but never run by a Session.
 
-Sonnet checks once per process, when its first module is constructed, that it runs
-eagerly ("Sonnet v2 requires TensorFlow 2"); inside a TF1 graph that check fails even
-with TF2 behaviour on. The legacy fix `sonnet-tf1-graph-check` runs the check eagerly
-instead: it is applied when the bridge is first used, or by
-`tfunite.fixes.ensure("sonnet")` before the first module is built in a graph.
+Sonnet's once-per-process TF2 check fails for a first module built inside a TF1 graph;
+the legacy fix in `sonnet_fixes.py` (applied when the bridge is first used, or by
+`tfunite.fixes.ensure("sonnet")`) runs it eagerly instead.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import sonnet as snt
 import tensorflow as tf
-from tensorflow.python import tf2
-from tensorflow.python.eager.context import eager_mode
 from tfunite import fixes
+from tfunite.bridges import SONNET
 from tfunite.checkpoint import object_paths
-from tfunite.fixes import Fix, register_fix
 from tfunite.naming import distinct_child_names, training_kwargs, walk
 from tfunite.owner import Owner, canonical
-
-
-def _tf2_check() -> Any:
-    from sonnet.src import base
-
-    return base.assert_tf2
-
-
-def _tf2_check_apply() -> object:
-    check = _tf2_check()
-    before = check.checked
-    if tf2.enabled():  # TF2 behaviour is on: the check holds, run it where it can see so
-        with eager_mode():
-            check()
-    return before
-
-
-def _tf2_check_undo(before: object) -> None:
-    _tf2_check().checked = before
-
-
-register_fix(
-    Fix(
-        name="sonnet-tf1-graph-check",
-        bridges=("sonnet",),
-        summary="Sonnet 2 asserts eager execution when its first module is constructed, so a "
-        "module built first inside a TF1 graph fails ('Sonnet v2 requires TensorFlow 2') "
-        "although TF2 behaviour is on; run that one-time check eagerly instead.",
-        apply=_tf2_check_apply,
-        undo=_tf2_check_undo,
-        needed=lambda: not _tf2_check().checked,
-    )
-)
 
 
 def _children(module: tf.Module) -> list[tf.Module]:
@@ -77,7 +40,8 @@ def _own_variables(module: tf.Module) -> list[tuple[str, tf.Variable]]:
 class SonnetOwner(Owner):
     """Owner of a Sonnet 2 module; called with `is_training=` when the module takes it."""
 
-    framework = "sonnet"
+    framework: ClassVar[str] = SONNET.name
+    supports_graph: ClassVar[bool] = SONNET.graph
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
@@ -87,7 +51,7 @@ class SonnetOwner(Owner):
             else f"{type(obj).__qualname__} is not an snt.Module"
         )
 
-    def __init__(self, module: Any, name: str | None = None):
+    def __init__(self, module: Any, name: str | None = None) -> None:
         fixes.ensure("sonnet")
         super().__init__(name or module.name)
         # Built on the first call: Sonnet modules create some variables in __init__

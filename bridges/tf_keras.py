@@ -8,10 +8,11 @@ TF1 graph + Session (build the model inside the graph).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import tensorflow as tf
 import tf_keras
+from tfunite.bridges import TF_KERAS
 from tfunite.checkpoint import object_paths
 from tfunite.naming import legacy_h5_positions, walk
 from tfunite.owner import Owner, canonical, outer_graph
@@ -29,7 +30,8 @@ def _children(layer: Any) -> list[Any]:
 class TfKerasOwner(Owner):
     """Owner of a tf_keras layer or model."""
 
-    framework = "tf_keras"
+    framework: ClassVar[str] = TF_KERAS.name
+    supports_graph: ClassVar[bool] = TF_KERAS.graph
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
@@ -37,7 +39,7 @@ class TfKerasOwner(Owner):
             return None
         return f"{type(obj).__qualname__} is not a tf_keras.layers.Layer"
 
-    def __init__(self, model: Any, name: str | None = None):
+    def __init__(self, model: Any, name: str | None = None) -> None:
         super().__init__(name or model.name)
         self.model = model
         self._graph_updates: list[Any] = []

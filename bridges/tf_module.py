@@ -6,9 +6,10 @@ Names are attribute paths (`layers/0/w`), since a plain tf.Variable's own name
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import tensorflow as tf
+from tfunite.bridges import TF_MODULE
 from tfunite.checkpoint import object_paths
 from tfunite.naming import attribute_names, training_kwargs
 from tfunite.owner import Owner
@@ -17,7 +18,8 @@ from tfunite.owner import Owner
 class ModuleOwner(Owner):
     """Owner of a plain `tf.Module` (called as `module(x)`, with `training=` if accepted)."""
 
-    framework = "tf_module"
+    framework: ClassVar[str] = TF_MODULE.name
+    supports_graph: ClassVar[bool] = TF_MODULE.graph
 
     @classmethod
     def decline_reason(cls, obj: Any) -> str | None:
@@ -25,7 +27,7 @@ class ModuleOwner(Owner):
             None if isinstance(obj, tf.Module) else f"{type(obj).__qualname__} is not a tf.Module"
         )
 
-    def __init__(self, module: tf.Module, name: str | None = None):
+    def __init__(self, module: tf.Module, name: str | None = None) -> None:
         super().__init__(name or module.name)
         self.module = module
         if module.variables:

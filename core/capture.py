@@ -46,7 +46,7 @@ def capturing(owner: Any) -> Iterator[list[tf.Variable]]:
     """
     created: list[tf.Variable] = []
 
-    def creator(next_creator, **kwargs):
+    def creator(next_creator: Any, **kwargs: Any) -> Any:
         variable = next_creator(**kwargs)
         if current_owner() is owner:
             created.append(variable)
@@ -61,20 +61,24 @@ def capturing(owner: Any) -> Iterator[list[tf.Variable]]:
         stack.pop()
 
 
+# Besides the frameworks of the records: TensorFlow's own tree libraries and tfunite.
 _LIBRARIES = (
     "tensorflow",
-    "keras",
-    "tf_keras",
-    "sonnet",
-    "tf_slim",
-    "tflearn",
     "tree",
     "optree",
     "tfunite",
-    "tfunite.bridges",
-    "tfunite.porting",
-    "tfunite.tools",
+    *(f"tfunite.{p}" for p in ("bridges", "porting", "tools")),
 )
+
+
+def _library_names() -> tuple[str, ...]:
+    """Import names of TensorFlow, every registered framework (from the records) and tfunite."""
+    from .records import records
+
+    names = [r.import_name for r in records().values()]
+    return tuple(dict.fromkeys((*_LIBRARIES[:1], *names, *_LIBRARIES[1:])))
+
+
 _library_dirs: tuple[str, ...] | None = None
 
 
@@ -84,7 +88,7 @@ def _own_dirs() -> tuple[str, ...]:
     global _library_dirs
     if _library_dirs is None:
         dirs = []
-        for name in _LIBRARIES:
+        for name in _library_names():
             try:
                 spec = importlib.util.find_spec(name)
             except (ImportError, ValueError):
@@ -139,7 +143,7 @@ def strict() -> Iterator[None]:
     """
     loose: list[tuple[tf.Variable, str, str]] = []
 
-    def creator(next_creator, **kwargs):
+    def creator(next_creator: Any, **kwargs: Any) -> Any:
         variable = next_creator(**kwargs)
         if current_owner() is None:
             name = getattr(variable, "name", None) or kwargs.get("name") or "<unnamed>"

@@ -1,8 +1,9 @@
 """Registry of legacy fixes: named, idempotent patches that make unmaintained libraries
 (TF-Slim, TFLearn) work on current TensorFlow.
 
-A fix is registered by the bridge that needs it and applied only when that bridge is
-first used (`ensure("slim")`), never at `import tfunite`. Each fix knows whether it is
+A fix is registered by its bridge's fixes module (`bridges/<name>_fixes.py`, named in
+the bridge's record) and applied only when that bridge is first used (`ensure("slim")`),
+never at `import tfunite`. Each fix knows whether it is
 needed (`check`), applies itself once (`apply`), and can be undone (`undo`) when it
 patches shared state. `tfunite doctor` lists them with `status()`.
 """
@@ -42,17 +43,22 @@ def ensure(bridge: str) -> list[str]:
 
     Bridges call this when first used. Call it yourself to prepare a framework before
     your own code touches it, e.g. `ensure("sonnet")` before building Sonnet modules in
-    a TF1 graph. Imports the bridge (and so its framework), which registers its fixes.
+    a TF1 graph. Imports the module its record names in `fixes` (which registers them;
+    a fix imports its framework only when applied or checked); a bridge without fixes
+    has nothing to apply.
     """
     import importlib
 
-    import tfunite.bridges  # noqa: F401  (registers the bridges; imports no framework)
+    from .records import records
 
-    from .registry import BRIDGES
-
-    if bridge not in BRIDGES:
-        raise ValueError(f"Unknown bridge {bridge!r}; registered: {', '.join(BRIDGES)}.")
-    importlib.import_module(BRIDGES[bridge].module)
+    known = records()
+    if bridge not in known:
+        raise ValueError(
+            f"Unknown bridge {bridge!r} in tfunite.fixes.ensure(); expected one of: "
+            f"{', '.join(known)}. Fix: pass a registered bridge name."
+        )
+    if known[bridge].fixes is not None:
+        importlib.import_module(known[bridge].fixes)
     done = []
     for fix in FIXES.values():
         if bridge not in fix.bridges:

@@ -5,7 +5,8 @@ the trainable variables of one owner. Its variables have stable names derived fr
 owner's names (`momentum/dense/kernel`, `iteration`), so it can sit in a `Parameters`
 and be checkpointed with the model: a resumed run continues exactly.
 
-The framework is recognised by the class's module, so this file imports no framework
+The framework is recognised by the class's module, matched against the `class_prefixes`
+of the records with `optimizers=True` (records.py), so this file imports no framework
 except Keras 3 when an optimizer is built by name.
 """
 
@@ -19,17 +20,19 @@ import tensorflow as tf
 from .capture import capturing
 from .errors import GraphModeError, NotBuiltError
 from .owner import Owner, check_name
+from .records import records
 
 
 def _kind(optimizer: Any) -> str:
-    for cls in type(optimizer).__mro__:
-        root = (cls.__module__ or "").split(".")[0]
-        if root in ("keras", "tf_keras", "sonnet"):
-            return root
+    """The name of the record (with `optimizers=True`) whose classes `optimizer` is of."""
+    accepting = [r for r in records().values() if r.optimizers]
+    for record in accepting:
+        if record.owns_class(type(optimizer)):
+            return record.name
+    titles = ", ".join(r.title for r in accepting)
     raise TypeError(
         f"tu.Optimizer cannot wrap {type(optimizer).__module__}.{type(optimizer).__qualname__}: "
-        "expected a Keras 3, tf_keras or Sonnet 2 optimizer, or a Keras optimizer name "
-        "such as 'adam'."
+        f"expected an optimizer of {titles}, or a Keras optimizer name such as 'adam'."
     )
 
 
@@ -79,7 +82,9 @@ class Optimizer(Owner):
 
     framework = "optimizer"
 
-    def __init__(self, optimizer: Any, owner: Owner, name: str | None = None, **kwargs: Any):
+    def __init__(
+        self, optimizer: Any, owner: Owner, name: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(check_name(name or "optimizer"))
         if isinstance(optimizer, str):
             # Built inside the owner's capture: its step counter and learning rate are
@@ -180,16 +185,14 @@ class Optimizer(Owner):
             )
         self.build()
         var_list = self._var_list()
-        updates = [
-            op for _, leaf in self.owner.leaves() for op in getattr(leaf, "_updates", list)()
-        ]
+        updates = [op for _, leaf in self.owner.leaves() for op in leaf._updates()]
         grads = tf.gradients(loss, var_list)
 
         # tf_keras (new API) and Sonnet optimizers are eager-style Python: run directly in a
         # TF1 graph their variable updates are silently dropped (only the step counter
         # moves). Traced as a function inside the graph, every update runs.
         @tf.function(autograph=False)
-        def apply(*g):
+        def apply(*g: Any) -> tf.Tensor:
             self.apply(list(g))
             return tf.constant(0)
 

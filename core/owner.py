@@ -1,15 +1,21 @@
 """The ownership protocol: `Owner`, the one thing the rest of tfunite talks to.
 
 An Owner wraps one component (a Keras model, a Sonnet module, a Slim function, ...).
-A bridge subclasses it and fills in the framework hooks, always in this order:
+A bridge subclasses it and implements the hooks declared here, in this order (a test
+checks every bridge keeps it):
 
+    decline_reason(obj)          classmethod: None if the class wraps `obj`, else why not
+    __init__(obj, name, ...)     the wrapped object, the owner's name, options
     _forward(inputs, training)   run the framework code (variables are created on the
                                  first call, inside `capturing`)
     _collect()                   [(canonical name, tf.Variable, trainable)] in a stable order
     _losses()                    regularization losses the component declared
     _endpoints()                 named intermediate activations of the last call
-    _aliases(fmt)                {canonical name: key} for a foreign checkpoint format
-                                 ("object": tf.train.Checkpoint path, "keras_h5": .weights.h5 path)
+    _updates()                   TF1 graph: update ops of the owner's calls (BatchNorm)
+    _aliases(fmt)                {canonical name: key or None} for a foreign checkpoint
+                                 format ("object", "keras_h5", "legacy_h5"), or None
+
+A bridge's `framework` and `supports_graph` come from its record (core/records.py).
 
 Everything else (names, duplicate detection, graph checks, save/load) is shared here.
 """
@@ -55,12 +61,55 @@ class Owner:
     framework: ClassVar[str] = "tfunite"
     supports_graph: ClassVar[bool] = True
 
-    def __init__(self, name: str):
+    # ------------------------------------------------------------------ hooks
+    # Declared here in the one order every bridge implements them (tests/test_architecture.py).
+    @classmethod
+    def decline_reason(cls, obj: Any) -> str | None:
+        """None if this owner class wraps `obj`, else why not (shown by `tu.wrap`'s error).
+
+        Asked by the registry after the record's `class_prefixes` matched `obj`'s class.
+        """
+        return None
+
+    def __init__(self, name: str) -> None:
+        """A bridge's `__init__` takes the wrapped object first, then `name` and options."""
         self.name = check_name(name)
         self.built = False
         self._graph: tf.Graph | None = None
         self._graph_cache: dict[Any, Any] = {}
         register_owner(self)
+
+    def _forward(self, inputs: Any, training: bool) -> Any:
+        """Run the framework code on `inputs`; variables are created on the first call."""
+        raise NotImplementedError
+
+    def _collect(self) -> list[tuple[str, tf.Variable, bool]]:
+        """[(canonical name, tf.Variable, trainable)] of every variable, in a stable order."""
+        raise NotImplementedError
+
+    def _losses(self) -> list[tf.Tensor]:
+        """The regularization losses the component declared (recomputed on each ask)."""
+        return []
+
+    def _endpoints(self) -> dict[str, tf.Tensor]:
+        """Named intermediate activations of the last call."""
+        return {}
+
+    def _updates(self) -> list[Any]:
+        """TF1 graph: the update ops of the owner's calls (BatchNorm moving statistics)
+        that `tu.Optimizer.train_op` runs with the gradient step. Eagerly and in
+        `tf.function` updates run during the call, so this is empty there."""
+        return []
+
+    def _aliases(self, fmt: str) -> dict[str, str | None] | None:
+        """{canonical name: key in a checkpoint of format `fmt`} (None for a variable the
+        format does not hold), or None when the owner has no aliases for `fmt`.
+
+        Formats: "object" (`tf.train.Checkpoint` path), "keras_h5" (`.weights.h5`
+        dataset path), "legacy_h5" (Keras 2 h5 position). TF1 name-based checkpoints
+        need none: their keys are the canonical names.
+        """
+        return None
 
     # ------------------------------------------------------------------ calling
     # Framework code is already graph-compatible Python; AutoGraph converting library
@@ -135,23 +184,6 @@ class Owner:
                 "as loose tf.Variables."
             )
 
-    # ------------------------------------------------------------------ hooks
-    def _forward(self, inputs: Any, training: bool) -> Any:
-        raise NotImplementedError
-
-    def _collect(self) -> list[tuple[str, tf.Variable, bool]]:
-        raise NotImplementedError
-
-    def _losses(self) -> list[tf.Tensor]:
-        return []
-
-    def _endpoints(self) -> dict[str, tf.Tensor]:
-        return {}
-
-    def _aliases(self, fmt: str) -> dict[str, str] | None:
-        """{canonical name: key in a checkpoint of format `fmt`}, or None if unsupported."""
-        return None
-
     # ------------------------------------------------------------------ protocol
     def _require_built(self) -> None:
         if not self.built:
@@ -204,6 +236,7 @@ class Owner:
         return self
 
     def save(self, path: str, session: Any = None) -> str:
+        """Save this owner's variables (see `tu.save`)."""
         from .checkpoint import save
 
         return save(self, path, session=session)
@@ -216,7 +249,7 @@ class Owner:
         session: Any = None,
         transforms: Any = None,
         dry_run: bool = False,
-    ):
+    ) -> Any:
         """Load a checkpoint into this owner, all or nothing (see `tu.load`)."""
         from .checkpoint import load
 

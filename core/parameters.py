@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import ItemsView, Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -23,7 +23,7 @@ class Parameters(Owner):
 
     framework = "tfunite"
 
-    def __init__(self, name: str, **children: Any):
+    def __init__(self, name: str, **children: Any) -> None:
         super().__init__(name)
         from .registry import wrap
 
@@ -62,7 +62,7 @@ class Parameters(Owner):
     def __iter__(self) -> Iterator[str]:
         return iter(self._children)
 
-    def items(self):
+    def items(self) -> ItemsView[str, Owner]:
         return self._children.items()
 
     def __call__(self, inputs: Any, training: bool = False) -> Any:

@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tfunite as tu
+from tfunite.records import records
 
 from tests import models
+
+# Every framework of the records (TensorFlow itself aside).
+FRAMEWORKS = tuple(r.import_name for r in records().values() if r.import_name != "tensorflow")
 
 
 def test_import_tfunite_imports_no_framework():
@@ -19,7 +23,7 @@ def test_import_tfunite_imports_no_framework():
         "import tfunite\n"
         "api = [getattr(tfunite, name) for name in tfunite.__all__]\n"
         "new = [m for m in set(sys.modules) - before if m.split('.')[0] in "
-        "('keras', 'tf_keras', 'sonnet', 'tf_slim', 'tflearn')]\n"
+        f"{FRAMEWORKS!r}]\n"
         "import tfunite.fixes\n"
         "print(json.dumps({'new': sorted(new), 'fixes': [f['name'] for f in tfunite.fixes.status() if f['applied']]}))"
     )
@@ -274,11 +278,37 @@ def test_optimizer_bad_input():
     owner, _, _ = _train(lambda: "adam", 0)
     with pytest.raises(ValueError, match=r"Unknown optimizer name 'adamx'"):
         tu.Optimizer("adamx", owner)
-    with pytest.raises(TypeError, match=r"cannot wrap builtins.object"):
+    # The accepted frameworks come from the records with optimizers=True.
+    with pytest.raises(
+        TypeError,
+        match=r"cannot wrap builtins.object: expected an optimizer of Keras 3, tf_keras "
+        r"\(Keras 2\), DeepMind Sonnet 2, or a Keras optimizer name",
+    ):
         tu.Optimizer(object(), owner)
     opt = tu.Optimizer("sgd", owner)
     with pytest.raises(ValueError, match=r"no gradient for \['net/batch_norm/offset'"):
         opt.apply([None] * len(owner.trainable_variables))
+
+
+def test_fixes_ensure_reads_the_records():
+    from tfunite import fixes
+
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown bridge 'slimm' in tfunite.fixes.ensure\(\); expected one of: keras, "
+        r"tf_keras, sonnet, slim, tflearn, tf_module. Fix: pass a registered bridge name.",
+    ):
+        fixes.ensure("slimm")
+    assert fixes.ensure("keras") == []  # a bridge without a fixes module has none
+
+
+def test_capture_library_dirs_come_from_the_records():
+    from tfunite import capture
+    from tfunite.records import records
+
+    names = capture._library_names()
+    assert {r.import_name for r in records().values()} <= set(names)
+    assert {"tree", "optree", "tfunite", "tfunite.bridges"} <= set(names)
 
 
 def test_mixed_keras_sonnet_one_optimizer():

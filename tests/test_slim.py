@@ -20,7 +20,7 @@ tf_slim = pytest.importorskip("tf_slim")
 
 import tfunite as tu  # noqa: E402
 from tfunite import fixes  # noqa: E402
-from tfunite.bridges import legacy  # noqa: E402
+from tfunite.bridges import slim_fixes  # noqa: E402
 from tfunite.bridges.slim import SlimOwner  # noqa: E402
 from tfunite.errors import DuplicateVariablesError, OwnershipError  # noqa: E402
 
@@ -567,11 +567,11 @@ def test_fix_checks_need_no_tf_slim_import_and_follow_the_patches():
     code = (
         "import json, sys, tensorflow as tf\n"
         "from tfunite import fixes\n"
-        "from tfunite.bridges import legacy\n"
-        "needed = {n: fixes.FIXES[n].needed() for n in legacy.SLIM_FIXES}\n"
+        "from tfunite.bridges import slim_fixes\n"
+        "needed = {n: fixes.FIXES[n].needed() for n in slim_fixes.SLIM_FIXES}\n"
         "print(json.dumps({'needed': needed, 'tf_slim': 'tf_slim' in sys.modules,"
         " 'eager': tf.executing_eagerly(),"
-        " 'bridges': sorted({b for n in legacy.SLIM_FIXES for b in fixes.FIXES[n].bridges})}))\n"
+        " 'bridges': sorted({b for n in slim_fixes.SLIM_FIXES for b in fixes.FIXES[n].bridges})}))\n"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
@@ -581,14 +581,14 @@ def test_fix_checks_need_no_tf_slim_import_and_follow_the_patches():
     got = json.loads(result.stdout.strip().splitlines()[-1])
     # TF 2.21 + tf-slim 1.1 have every bug; asking imports neither tf_slim nor TFLearn.
     assert got == {
-        "needed": dict.fromkeys(legacy.SLIM_FIXES, True),
+        "needed": dict.fromkeys(slim_fixes.SLIM_FIXES, True),
         "tf_slim": False,
         "eager": True,
         "bridges": ["slim"],
     }
 
     fixes.ensure("slim")  # applied: nothing left to fix
-    checks = (legacy.SLIM_EAGER_NAME_SCOPES, legacy.SLIM_COLLECTIONS_IDENTITY)
+    checks = (slim_fixes.SLIM_EAGER_NAME_SCOPES, slim_fixes.SLIM_COLLECTIONS_IDENTITY)
     assert [fix.needed() for fix in checks] == [False, False]
     try:
         for fix in checks:
@@ -605,19 +605,19 @@ def test_fixes_apply_once_and_undo():
 
     tu.slim(small_fn, name="small")  # first use applies the fixes
     applied = fixes.ensure("slim")
-    assert set(legacy.SLIM_FIXES) <= set(applied)
+    assert set(slim_fixes.SLIM_FIXES) <= set(applied)
     patched = (layers.ops, layers._add_variable_to_collections, normalization.normalization)
     assert fixes.ensure("slim") == applied  # twice is harmless: nothing re-patched
     assert (layers.ops, layers._add_variable_to_collections, normalization.normalization) == patched
 
     try:
-        for name in legacy.SLIM_FIXES:
+        for name in slim_fixes.SLIM_FIXES:
             fixes.undo(name)
             fixes.undo(name)  # undoing twice is harmless too
         assert layers.ops is tf_ops
         assert layers._add_variable_to_collections is not patched[1]
         assert not hasattr(tf_ops, "Tensor")
-        assert not any(f["applied"] for f in fixes.status() if f["name"] in legacy.SLIM_FIXES)
+        assert not any(f["applied"] for f in fixes.status() if f["name"] in slim_fixes.SLIM_FIXES)
     finally:
         fixes.ensure("slim")
     assert hasattr(tf_ops, "Tensor") and type(layers.ops) is type(patched[0])

@@ -21,11 +21,9 @@ if importlib.util.find_spec("tflearn") is None:  # importorskip would `import tf
 
 import tfunite as tu  # noqa: E402
 from tfunite import fixes  # noqa: E402
-from tfunite.bridges.tflearn import (  # noqa: E402
-    TFLEARN_DNN_EXTRAS,
-    TFLearnOwner,
-    import_tflearn,
-)
+from tfunite.bridges import tflearn_fixes  # noqa: E402
+from tfunite.bridges.tflearn import TFLEARN_DNN_EXTRAS, TFLearnOwner  # noqa: E402
+from tfunite.bridges.tflearn_fixes import import_tflearn  # noqa: E402
 from tfunite.errors import DuplicateVariablesError, GraphModeError  # noqa: E402
 from tfunite.owner import canonical  # noqa: E402
 
@@ -129,7 +127,7 @@ def test_wrapping_keeps_eager_on_in_a_fresh_process():
 
 def test_import_tfunite_applies_no_tflearn_fix():
     result = run_fresh(
-        "import json, sys, tfunite, tfunite.bridges.tflearn\n"
+        "import json, sys, tfunite, tfunite.bridges.tflearn, tfunite.bridges.tflearn_fixes\n"
         "from tfunite import fixes\n"
         "print(json.dumps({'applied': [f['name'] for f in fixes.status() if f['applied']],"
         " 'tflearn': 'tflearn' in sys.modules}))\n"
@@ -148,6 +146,7 @@ TFLEARN_FIXES = [
 
 
 def test_fixes_are_listed_applied_and_idempotent():
+    assert list(tflearn_fixes.TFLEARN_FIXES) == TFLEARN_FIXES
     status = {f["name"]: f for f in fixes.status()}
     for name in TFLEARN_FIXES:
         assert status[name]["applied"] and status[name]["undoable"], name
@@ -183,9 +182,38 @@ def test_embedding_fix_is_what_makes_embedding_run_eagerly():
 
 
 def test_keep_eager_fix_only_ignores_tflearns_own_call():
-    v1 = tf.compat.v1
-    assert hasattr(v1.disable_v2_behavior, "_tfunite_original")
-    assert v1.disable_v2_behavior.__name__ == "disable_v2_behavior"
+    """Through tfunite, `import tflearn` leaves eager execution on; a user's own
+    `disable_v2_behavior()` still switches it off; undo restores TensorFlow's function."""
+    result = run_fresh(
+        "import json, tensorflow as tf\n"
+        "from tfunite import fixes\n"
+        "from tfunite.bridges.tflearn_fixes import import_tflearn\n"
+        "v1 = tf.compat.v1\n"
+        "original = v1.disable_v2_behavior\n"
+        "import_tflearn()\n"
+        "after_import = tf.executing_eagerly()\n"
+        "fixes.undo('tflearn-keep-eager')\n"
+        "restored = v1.disable_v2_behavior is original\n"
+        "fixes.ensure('tflearn')\n"
+        "v1.disable_v2_behavior()  # the user's own call\n"
+        "print(json.dumps({'after_import': after_import, 'restored': restored,"
+        " 'after_user_call': tf.executing_eagerly()}))\n"
+    )
+    assert result == {"after_import": True, "restored": True, "after_user_call": False}
+
+
+def test_without_keep_eager_fix_import_tflearn_switches_eager_off():
+    """The control: the same import with only the fixes it needs to import at all."""
+    result = run_fresh(
+        "import json, tensorflow as tf\n"
+        "from tfunite import fixes\n"
+        "import tfunite.bridges.tflearn_fixes\n"
+        "for name in ('tflearn-nest-is-sequence', 'tflearn-pil-antialias'):\n"
+        "    fixes.FIXES[name].apply()\n"
+        "import tflearn\n"
+        "print(json.dumps({'eager': tf.executing_eagerly()}))\n"
+    )
+    assert result == {"eager": False}
 
 
 # ------------------------------------------------------------------ layers

@@ -27,36 +27,42 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-# report key -> pip distribution
-PACKAGES: dict[str, str] = {
-    "tensorflow": "tensorflow",
-    "keras": "keras",
-    "tf_keras": "tf-keras",
-    "tf_slim": "tf-slim",
-    "sonnet": "dm-sonnet",
-    "tflearn": "tflearn",
+from tfunite.records import Bridge, records
+
+# Libraries doctor reports besides the frameworks of the records: report key -> distribution.
+OTHER_PACKAGES: dict[str, str] = {
     "numpy": "numpy",
     "h5py": "h5py",
     "pillow": "pillow",
     "tfunite": "tfunite",
 }
 
-# report key -> the tfunite extra that installs it
-EXTRAS: dict[str, str] = {
-    "keras": "keras",
-    "tf_keras": "tf-keras",
-    "tf_slim": "slim",
-    "sonnet": "sonnet",
-    "tflearn": "tflearn",
-}
 
-# bridges whose import registers legacy fixes (imported lazily, one by one)
-FIX_MODULES: tuple[str, ...] = (
-    "tfunite.bridges.legacy",
-    "tfunite.bridges.slim",
-    "tfunite.bridges.tflearn",
-    "tfunite.bridges.sonnet",
-)
+def frameworks() -> list[Bridge]:
+    """The records of the frameworks, TensorFlow first, one per import name.
+
+    Records are data: reading them imports neither TensorFlow nor a framework, so a
+    missing or broken framework is still listed.
+    """
+    first: dict[str, Bridge] = {}
+    for record in sorted(records().values(), key=lambda r: r.import_name != "tensorflow"):
+        first.setdefault(record.import_name, record)  # tensorflow: the tf_module record
+    return list(first.values())
+
+
+def packages() -> dict[str, str]:
+    """{report key: pip distribution}: the frameworks (keyed by import name), then the rest."""
+    return {**{r.import_name: r.distribution for r in frameworks()}, **OTHER_PACKAGES}
+
+
+def extras() -> dict[str, str]:
+    """{report key: the tfunite extra that installs it}, for every framework with an extra."""
+    return {r.import_name: r.extra for r in frameworks() if r.extra}
+
+
+def fix_modules() -> tuple[str, ...]:
+    """The modules that register the bridges' legacy fixes (each record's `fixes`)."""
+    return tuple(dict.fromkeys(r.fixes for r in records().values() if r.fixes))
 
 
 @dataclass
@@ -79,7 +85,7 @@ def _version(distribution: str) -> str | None:
 def versions() -> dict[str, str]:
     """{package: version} of every framework found, plus python; missing ones are omitted."""
     found = {"python": platform.python_version()}
-    for key, distribution in PACKAGES.items():
+    for key, distribution in packages().items():
         v = _version(distribution)
         if v is not None:
             found[key] = v
@@ -97,9 +103,9 @@ def _major_minor(v: str | None) -> tuple[int, int] | None:
 
 
 def register_fixes() -> dict[str, str]:
-    """Import the bridges that register legacy fixes; {module: error} for those that fail."""
+    """Import the modules that register legacy fixes; {module: error} for those that fail."""
     errors = {}
-    for module in FIX_MODULES:
+    for module in fix_modules():
         try:
             with contextlib.redirect_stdout(sys.stderr):  # frameworks print on import
                 importlib.import_module(module)
@@ -135,14 +141,15 @@ def problems(found: dict[str, str] | None = None) -> list[Problem]:
             )
         )
         return out
-    for key, extra in EXTRAS.items():
-        if key not in found:
+    for record in frameworks():
+        if record.extra and record.import_name not in found:
             out.append(
                 Problem(
-                    f"{key}-missing",
+                    f"{record.import_name}-missing",
                     "info",
-                    f"{PACKAGES[key]} is not installed: the {key} bridge is unavailable.",
-                    f"pip install 'tfunite[{extra}]'",
+                    f"{record.distribution} is not installed: the {record.import_name} "
+                    "bridge is unavailable.",
+                    record.pip_command,
                 )
             )
     if tf_v < (2, 16):
@@ -297,7 +304,7 @@ def diagnose(import_bridges: bool = True) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "versions": found,
-        "missing": [PACKAGES[k] for k in PACKAGES if k not in found],
+        "missing": [d for k, d in packages().items() if k not in found],
         "fixes": fixes(),
         "problems": [asdict(p) for p in found_problems],
     }
@@ -305,7 +312,7 @@ def diagnose(import_bridges: bool = True) -> dict[str, Any]:
 
 def format_report(data: dict[str, Any]) -> str:
     lines = [f"tfunite doctor  (python {data['python']}, {data['platform']})", "", "Versions:"]
-    for key in ("python", *PACKAGES):
+    for key in ("python", *packages()):
         v = data["versions"].get(key)
         lines.append(f"  {key:<11} {v if v else 'not installed'}")
     lines += ["", "Legacy fixes (registered by the bridges; applied when a bridge is used):"]
