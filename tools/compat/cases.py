@@ -105,8 +105,8 @@ def _mlp_example() -> Any:
     return (np.arange(8, dtype=np.float32).reshape(2, 4) - 3.5) / 4.0
 
 
-def _build_keras() -> tuple[Any, Any]:
-    import keras
+def _keras_mlp(keras: Any) -> tuple[Any, Any]:
+    """The same functional MLP in `keras` (Keras 3 or tf_keras), wrapped."""
     import tfunite as tu
 
     inputs = keras.Input((4,))
@@ -117,6 +117,12 @@ def _build_keras() -> tuple[Any, Any]:
     outputs = keras.layers.Dense(3)(normed)
     model = keras.Model(inputs, outputs, name="mlp")
     return tu.wrap(model, name="mlp"), model
+
+
+def _build_keras() -> tuple[Any, Any]:
+    import keras
+
+    return _keras_mlp(keras)
 
 
 def keras3_gate() -> str | None:
@@ -138,16 +144,8 @@ def keras3_gate() -> str | None:
 
 def _build_tf_keras() -> tuple[Any, Any]:
     import tf_keras
-    import tfunite as tu
 
-    inputs = tf_keras.Input((4,))
-    hidden = tf_keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
-    # Auto-named layers: their names (`batch_normalization`, `dense`) must not depend on
-    # what the process built before (Keras numbers them per process).
-    normed = tf_keras.layers.BatchNormalization()(hidden)
-    outputs = tf_keras.layers.Dense(3)(normed)
-    model = tf_keras.Model(inputs, outputs, name="mlp")
-    return tu.wrap(model, name="mlp"), model
+    return _keras_mlp(tf_keras)
 
 
 def _build_sonnet() -> tuple[Any, Any]:
