@@ -54,7 +54,7 @@ def test_a_record_whose_compat_case_does_not_resolve_names_the_record(compat_cas
     with pytest.raises(compat.CaseError, match=r"bridge record 'newframework': compat_case") as e:
         compat.resolve(record)
     assert why in str(e.value)
-    assert "Fix: define `newframework = Case(...)` in tfunite/tools/compat/cases.py" in str(e.value)
+    assert "Fix: define `newframework = Case(...)` in tfunite.tools.compat.cases" in str(e.value)
 
 
 def test_a_record_without_compat_case_is_refused():
@@ -63,7 +63,9 @@ def test_a_record_without_compat_case_is_refused():
 
 
 def test_an_unregistered_bridge_has_no_case():
-    with pytest.raises(compat.CaseError, match=r"no bridge 'newframework' is registered"):
+    with pytest.raises(
+        compat.CaseError, match=r"no bridge 'newframework' is registered .*tfunite\.bridges"
+    ):
         compat.case_for("newframework")
 
 

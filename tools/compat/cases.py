@@ -1,6 +1,6 @@
 """The compat cases: one small model per bridge, named by the bridge.
 
-Each bridge's record (`tfunite.registry.Bridge`, registered in tfunite/bridges/__init__.py)
+Each bridge's record (`tfunite.registry.Bridge`, registered in bridges/__init__.py)
 names its case as `compat_case = "tfunite.tools.compat.cases:<bridge>"`; `case_for(bridge)`
 resolves it. A case holds only what is code: how to build the model (`build`), its input
 batch (`example`), the plain framework code in a TF1 graph (`tf1`, for Slim and TFLearn)
@@ -62,7 +62,7 @@ def case_for(bridge: str) -> Case:
     if record is None:
         raise CaseError(
             f"no bridge {bridge!r} is registered (registered: {', '.join(BRIDGES)}); "
-            "register its record in tfunite/bridges/__init__.py"
+            "register its record in tfunite.bridges (bridges/__init__.py)"
         )
     return resolve(record)
 
@@ -71,8 +71,9 @@ def resolve(record: Bridge) -> Case:
     """Resolve `record.compat_case` ("module:attr") to a Case bound to `record`."""
     spec = record.compat_case
     fix = (
-        f"Fix: define `{record.name} = Case(...)` in tfunite/tools/compat/cases.py and set the "
-        f'record\'s compat_case="tfunite.tools.compat.cases:{record.name}".'
+        f"Fix: define `{record.name} = Case(...)` in tfunite.tools.compat.cases "
+        f"(tools/compat/cases.py) and set the record's "
+        f'compat_case="tfunite.tools.compat.cases:{record.name}".'
     )
     if not spec:
         raise CaseError(f"bridge record {record.name!r} has no compat_case. {fix}")
