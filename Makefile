@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench matrix clean
+.PHONY: install demo test lint bench matrix matrix-here golden clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,17 @@ lint: install
 bench: install
 	$(BIN)/python bench/run_all.py
 
+# Maintainer targets (maint/ is not installed with tfunite: run them in a checkout).
+# `make matrix` builds one venv per TensorFlow line (~2 GB of downloads the first time);
+# `make matrix-here` re-probes only this environment's line (.venv is the tf-2.21 pins).
 matrix: install
-	$(BIN)/python -m tfunite.tools.matrix
+	$(BIN)/python maint/matrix.py
+
+matrix-here: install
+	$(BIN)/python maint/matrix.py --here
+
+golden: install
+	$(BIN)/python maint/golden.py
 
 clean:
 	rm -rf $(VENV) .matrix build *.egg-info

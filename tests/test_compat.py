@@ -7,12 +7,17 @@ format and `--check` on small synthetic reports.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
-from tfunite.tools import compat, doctor, matrix
+from tfunite.registry import BRIDGES
+from tfunite.tools import compat, doctor
+from tfunite.tools.compat import goldens, runner
+
+from maint import matrix
 
 
 # ---------------------------------------------------------------------------- coverage
@@ -20,12 +25,55 @@ def test_every_registered_bridge_and_feature_is_probed_or_allow_listed():
     gaps = compat.coverage_gaps()
     assert not gaps, (
         f"bridge x feature cells with neither a probe nor an allow-list entry: {gaps}. "
-        "Add a probe in tools/compat.py (PROBES) or an entry with a reason to NOT_PROBED."
+        "Add a probe in tools/compat/probes.py (PROBES) or an entry with a reason to NOT_PROBED."
     )
 
 
 def test_every_registered_bridge_has_a_case():
-    assert set(compat.registered_bridges()) <= set(compat.CASES)
+    for bridge in compat.registered_bridges():
+        case = compat.case_for(bridge)
+        assert isinstance(case, compat.Case) and case.record is BRIDGES[bridge]
+        assert case.bridge == bridge
+
+
+def _record(**changes):
+    return dataclasses.replace(BRIDGES["tf_module"], **changes)
+
+
+@pytest.mark.parametrize(
+    "compat_case, why",
+    [
+        ("tfunite.tools.compat.cases:newframework", "is nothing"),
+        ("tfunite.tools.compat.cases:case_for", "is function"),
+        ("tfunite.no_such_module:newframework", "cannot import tfunite.no_such_module"),
+        ("tfunite.tools.compat.cases", "is not 'module:attr'"),
+    ],
+)
+def test_a_record_whose_compat_case_does_not_resolve_names_the_record(compat_case, why):
+    record = _record(name="newframework", compat_case=compat_case)
+    with pytest.raises(compat.CaseError, match=r"bridge record 'newframework': compat_case") as e:
+        compat.resolve(record)
+    assert why in str(e.value)
+    assert "Fix: define `newframework = Case(...)` in tfunite.tools.compat.cases" in str(e.value)
+
+
+def test_a_record_without_compat_case_is_refused():
+    with pytest.raises(compat.CaseError, match=r"bridge record 'tf_module' has no compat_case\."):
+        compat.resolve(_record(compat_case=None))
+
+
+def test_an_unregistered_bridge_has_no_case():
+    with pytest.raises(
+        compat.CaseError, match=r"no bridge 'newframework' is registered .*tfunite\.bridges"
+    ):
+        compat.case_for("newframework")
+
+
+def test_run_probe_fails_with_the_record_error_when_its_case_does_not_resolve(monkeypatch):
+    monkeypatch.setitem(BRIDGES, "tf_module", _record(compat_case="tfunite.tools.compat.cases:x"))
+    result = compat.run_probe("tf_module", "eager")
+    assert result.status == "fail"
+    assert result.reason.startswith("CaseError: bridge record 'tf_module': compat_case ")
 
 
 def test_allow_list_entries_have_reasons_and_do_not_shadow_probes():
@@ -63,17 +111,47 @@ def test_run_probe_reports_the_real_error(monkeypatch):
 
 
 def test_run_probe_skips_a_missing_framework(monkeypatch):
-    case = compat.CASES["sonnet"]
-    monkeypatch.setitem(
-        compat.CASES,
-        "sonnet",
-        compat.Case(
-            "sonnet", "no_such_module_xyz", "dm-sonnet", "sonnet", case.build, case.example
-        ),
-    )
+    """The import name, distribution and extra of the skip reason come from the record."""
+    record = dataclasses.replace(BRIDGES["sonnet"], import_name="no_such_module_xyz")
+    monkeypatch.setitem(BRIDGES, "sonnet", record)
     result = compat.run_probe("sonnet", "wrap")
     assert result.status == "skip"
     assert "pip install 'tfunite[sonnet]'" in result.reason
+    assert result.reason == "dm-sonnet is not installed (pip install 'tfunite[sonnet]')"
+
+
+def test_graph_cells_follow_the_record(monkeypatch):
+    """A record with graph=False makes the graph probe expect tfunite's GraphModeError:
+    tf.Module code runs in a TF1 graph, so claiming otherwise fails the probe."""
+    monkeypatch.setitem(BRIDGES, "tf_module", _record(graph=False))
+    result = compat.run_probe("tf_module", "graph")
+    assert result.status == "fail"
+    assert "expected GraphModeError for plain tf.Module in a TF1 graph" in result.reason
+
+
+@pytest.mark.parametrize(
+    "formats, reason",
+    [
+        ((), "AssertionError: the tf_module record declares no native checkpoint format"),
+        (("object", "zip"), "AssertionError: no native probe for format(s) ['zip'] of tf_module"),
+        (("saver",), "AssertionError: the tf_module record lists the 'saver' format but its case"),
+    ],
+)
+def test_native_probe_writes_the_formats_of_the_record(formats, reason, monkeypatch):
+    monkeypatch.setitem(BRIDGES, "tf_module", _record(golden_formats=formats))
+    result = compat.run_probe("tf_module", "native")
+    assert result.status == "fail" and result.reason.startswith(reason), result.reason
+
+
+def test_golden_probe_skips_without_a_checkout(monkeypatch, tmp_path):
+    """From an installed copy (no tests/golden beside the package) the golden probe skips
+    with the reason; from this checkout it runs."""
+    assert goldens.golden_dir() is not None
+    monkeypatch.setattr(goldens, "CHECKOUT", tmp_path)
+    result = compat.run_probe("tf_module", "golden")
+    assert result.status == "skip"
+    assert result.reason.startswith("the golden checkpoints are in a tfunite checkout")
+    assert str(tmp_path) in result.reason
 
 
 def test_allow_listed_cell_is_not_applicable():
@@ -133,7 +211,7 @@ def test_worker_crash_fails_that_probe_and_the_rest_continue(tmp_path):
         '"seconds": 0.1}\'\n'
     )
     fake.chmod(0o755)
-    results = compat._run_bridge("tf_module", ("import", "eager"), 30, python=str(fake))
+    results = runner._run_bridge("tf_module", ("import", "eager"), 30, python=str(fake))
     assert [r.status for r in results] == ["fail", "pass"]
     assert results[0].reason == "worker exited with code 139 during this probe: Segmentation fault"
 
@@ -227,6 +305,39 @@ def test_render_and_parse_round_trip():
     assert parsed["cells"]["tf-2.21"][("tf_module", "port")] == "n/a"
 
 
+def test_a_written_matrix_gives_back_its_reports(tmp_path):
+    """`maint/matrix.py --here` keeps the columns it does not probe from the matrix itself:
+    reading the reports back and rendering them again gives the same file."""
+    text = matrix.render(RUNS, date="2026-01-01")
+    path = tmp_path / "compat_matrix.md"
+    path.write_text(text)
+    runs = matrix.from_matrix(path)
+    assert list(runs) == ["2.16", "2.21"]
+    assert runs["2.16"]["results"][1] == {
+        "bridge": "tf_module",
+        "feature": "graph",
+        "status": "fail",
+        "reason": "ValueError: x | y",
+        "seconds": 0.0,
+    }
+    assert runs["2.16"]["counts"] == RUNS[0]["counts"]
+    assert matrix.render(list(runs.values()), date="2026-01-01") == text
+
+
+def test_here_refuses_an_environment_that_is_not_the_line(tmp_path, monkeypatch):
+    from importlib.metadata import version
+
+    line = ".".join(version("tensorflow").split(".")[:2])
+    (tmp_path / f"tf-{line}.txt").write_text(
+        f"tensorflow=={version('tensorflow')}\nno-such-dist-xyz==1.0\n"
+    )
+    monkeypatch.setattr(matrix, "CONSTRAINTS", tmp_path)
+    with pytest.raises(RuntimeError, match=rf"not the tf-{line} line .*no-such-dist-xyz: pinned"):
+        matrix.here_line([line])
+    with pytest.raises(RuntimeError, match=r"constraint files exist for 1\.0"):
+        matrix.here_line(["1.0"])
+
+
 def test_parse_rejects_other_markdown():
     with pytest.raises(ValueError, match="not a tfunite compat matrix"):
         matrix.parse_matrix("# hello\n")
@@ -267,9 +378,11 @@ def test_check_reports_version_drift_and_missing_column(tmp_path, monkeypatch):
 
 def test_constraint_files_pin_every_framework():
     assert {"2.15", "2.16", "2.21"} <= set(matrix.lines())
+    distributions = {record.distribution for record in BRIDGES.values()}
+    assert {"tensorflow", "keras", "tf-keras", "tf-slim", "dm-sonnet", "tflearn"} <= distributions
     for line in matrix.lines():
         text = (matrix.CONSTRAINTS / f"tf-{line}.txt").read_text()
-        for package in ("tensorflow", "keras", "tf-keras", "tf-slim", "dm-sonnet", "tflearn"):
+        for package in sorted(distributions):
             assert f"\n{package}==" in text, f"tf-{line}.txt does not pin {package}"
         assert f"\ntensorflow=={line}." in text
 

@@ -1,6 +1,6 @@
 """Golden checkpoints: today's code loads every checked-in checkpoint exactly.
 
-`tests/golden/<bridge>/` holds tiny checkpoints written by `python -m tfunite.tools.golden`
+`tests/golden/<bridge>/` holds tiny checkpoints written by `python maint/golden.py`
 (tfunite's own format and the framework's native ones) with deterministic values. A
 change of variable names (in tfunite or in a framework) or of how a format is read
 fails here, naming the bridge, the format and the variable.
@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tfunite.tools import compat, golden
+from tfunite.registry import BRIDGES as RECORDS
+from tfunite.tools import compat
 
-BRIDGES = sorted(golden.NATIVE_FORMATS)
+from maint import golden
+
+BRIDGES = sorted(b for b in compat.registered_bridges() if RECORDS[b].golden_formats)
 
 # Bridges whose goldens cannot be written yet, with the reason (keep this empty).
 NO_GOLDEN: dict[str, str] = {}
@@ -21,10 +24,10 @@ NO_GOLDEN: dict[str, str] = {}
 
 def test_every_registered_bridge_has_goldens_or_a_reason():
     for bridge in compat.registered_bridges():
-        assert bridge in golden.NATIVE_FORMATS, f"{bridge}: add its native formats to golden.py"
+        assert golden.formats(bridge), f"{bridge}: give its record golden_formats"
         manifest = golden.GOLDEN_DIR / bridge / "manifest.json"
         assert manifest.is_file() or bridge in NO_GOLDEN, (
-            f"{bridge} has no golden checkpoints; run `python -m tfunite.tools.golden "
+            f"{bridge} has no golden checkpoints; run `python maint/golden.py "
             f"--bridge {bridge}` or add it to NO_GOLDEN with a reason"
         )
 
@@ -42,7 +45,7 @@ def test_golden_files_are_tiny_and_complete(bridge):
     if not (directory / "manifest.json").is_file():
         pytest.skip(NO_GOLDEN.get(bridge, "no goldens"))
     manifest = json.loads((directory / "manifest.json").read_text())
-    assert set(manifest["formats"]) == {"tfunite", *golden.NATIVE_FORMATS[bridge]}
+    assert set(manifest["formats"]) == {"tfunite", *golden.formats(bridge)}
     size = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
     assert size < 64 * 1024, f"{bridge} goldens are {size} bytes; keep them a few KB"
     assert all(v["name"] and not v["name"].endswith(":0") for v in manifest["variables"])
@@ -78,7 +81,7 @@ def test_changed_value_is_caught(tmp_path):
     import tfunite as tu
 
     shutil.copytree(golden.GOLDEN_DIR / "tf_module", tmp_path / "tf_module")
-    owner, _ = compat.built(compat.CASES["tf_module"])
+    owner, _ = compat.built(compat.case_for("tf_module"))
     compat.fill(owner, 3.0)
     shutil.rmtree(tmp_path / "tf_module" / "tfunite")
     tu.save(owner, str(tmp_path / "tf_module" / "tfunite"))
@@ -140,3 +143,19 @@ def _tensors(prefix):
         for k in reader.get_variable_to_shape_map()
         if k != "_CHECKPOINTABLE_OBJECT_GRAPH"
     }
+
+
+@pytest.mark.parametrize(
+    "formats, message",
+    [
+        (("zip",), r"the tf_module record's golden_formats has 'zip'; golden writes object, "),
+        (("saver",), r"the tf_module record's golden_formats has 'saver' but its case has no tf1"),
+    ],
+)
+def test_write_refuses_a_format_the_case_cannot_write(formats, message, monkeypatch, tmp_path):
+    import dataclasses
+
+    record = dataclasses.replace(RECORDS["tf_module"], golden_formats=formats)
+    monkeypatch.setitem(RECORDS, "tf_module", record)
+    with pytest.raises(ValueError, match=message):
+        golden.write("tf_module", root=tmp_path)

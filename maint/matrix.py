@@ -1,25 +1,30 @@
 """Version matrix: run the compatibility probe in one venv per TensorFlow line.
 
-For every constraint file `tools/constraints/tf-<line>.txt` (exact pins of TensorFlow,
-its matching keras and tf-keras, and the current tf-slim, dm-sonnet, tflearn), this
-builds a venv under `.matrix/tf-<line>/` (git-ignored), installs the pins and tfunite
-(`pip install -e <repo> --no-deps`), runs `python -m tfunite.tools.compat --json` in it,
-and writes `compat_matrix.md`: features x versions, the exact version of every
-framework, the date, pass counts per column and the reason for every failure in
-footnotes. The matrix is generated only; never edit it by hand.
+A maintainer script, run from a checkout (`python maint/matrix.py`, `python -m
+maint.matrix` or `make matrix`; not installed with tfunite). For every constraint file
+`maint/constraints/tf-<line>.txt` (exact pins of TensorFlow, its matching keras and
+tf-keras, and the current tf-slim, dm-sonnet, tflearn), this builds a venv under
+`.matrix/tf-<line>/` (git-ignored), installs the pins and tfunite (`pip install -e <repo>
+--no-deps`), runs `python -m tfunite.tools.compat --json` in it, and writes
+`compat_matrix.md`: features x versions, the exact version of every framework, the date,
+pass counts per column and the reason for every failure in footnotes. The matrix is
+generated only; never edit it by hand.
 
-    python -m tfunite.tools.matrix                 # build missing venvs, probe, write the matrix
-    python -m tfunite.tools.matrix --line 2.21     # one line (others are kept from .matrix/results)
-    python -m tfunite.tools.matrix --render        # rewrite the matrix from stored results only
-    python -m tfunite.tools.matrix --lock 2.16     # pin every resolved package of a built venv
+    python maint/matrix.py                 # build missing venvs, probe, write the matrix
+    python maint/matrix.py --line 2.21     # one line (others are kept from .matrix/results)
+    python maint/matrix.py --here          # re-probe only this environment's line, with
+                                           # this interpreter (no venv); other columns are
+                                           # kept from .matrix/results or the committed matrix
+    python maint/matrix.py --render        # rewrite the matrix from stored results only
+    python maint/matrix.py --lock 2.16     # pin every resolved package of a built venv
 
-`parse_matrix` reads the file back (used by `tfunite compat --check`).
+The format of the file (`render_matrix`, `parse_matrix`) lives in the installed package,
+tfunite.tools.compat.table, because `tfunite compat --check` reads it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import hashlib
 import json
 import re
@@ -27,31 +32,26 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from tfunite.tools.compat import FEATURE_DOCS, FEATURES, PROVENANCE_ROWS
+from tfunite.tools.compat.runner import STATUSES
+from tfunite.tools.compat.table import (
+    PROVENANCE_ROWS,
+    REGENERATE,
+    parse_matrix,
+    render_matrix,
+    source_commit,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CONSTRAINTS = Path(__file__).resolve().parent / "constraints"
 MATRIX_DIR = REPO / ".matrix"
 OUTPUT = REPO / "compat_matrix.md"
-LOCK_MARK = "# --- resolved set, written by `python -m tfunite.tools.matrix --lock` ---"
+LOCK_MARK = f"# --- resolved set, written by `{REGENERATE} --lock` ---"
 
-# rows of the versions table, in order (keys of tfunite.tools.doctor.versions())
-VERSION_ROWS = (
-    "python",
-    "tensorflow",
-    "keras",
-    "tf_keras",
-    "tf_slim",
-    "sonnet",
-    "tflearn",
-    "numpy",
-    "h5py",
-    "pillow",
-)
-STATUS_CELL = {"pass": "pass", "fail": "**fail**", "skip": "skip", "n/a": "n/a"}
+render = render_matrix  # the matrix from probe reports (tfunite.tools.compat.table)
 
 
 # ---------------------------------------------------------------------------- venvs
@@ -144,143 +144,110 @@ def probe(line: str, jobs: int = 2, timeout: float = 900.0) -> dict[str, Any]:
         )
     data = json.loads(proc.stdout)
     data["line"] = line
-    results = MATRIX_DIR / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"tf-{line}.json").write_text(json.dumps(data, indent=2) + "\n")
+    _store(line, data)
     return data
 
 
+def _store(line: str, data: dict[str, Any]) -> None:
+    results = MATRIX_DIR / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"tf-{line}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
 def stored(line: str) -> dict[str, Any] | None:
+    """The stored report of a line (.matrix/results/tf-<line>.json), or None."""
     path = MATRIX_DIR / "results" / f"tf-{line}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-# ---------------------------------------------------------------------------- rendering
-def render(runs: Sequence[dict[str, Any]], date: str | None = None) -> str:
-    """compat_matrix.md from probe reports (one per column, oldest line first)."""
-    date = date or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
-    columns = [f"tf-{run['line']}" for run in runs]
-    notes: dict[str, int] = {}
+def pins(line: str) -> dict[str, str]:
+    """{distribution: version} pinned in the head of a line's constraint file (what the
+    line is about, not the resolved set appended by --lock)."""
+    head = (CONSTRAINTS / f"tf-{line}.txt").read_text().split(LOCK_MARK)[0]
+    found = {}
+    for ln in head.splitlines():
+        if ln and not ln.startswith("#") and "==" in ln:
+            name, _, pinned = ln.partition("==")
+            found[name.strip()] = pinned.strip()
+    return found
 
-    def note(reason: str) -> int:
-        return notes.setdefault(reason, len(notes) + 1)
 
-    rows: list[tuple[str, str]] = []
-    cells: dict[tuple[str, str, str], str] = {}
-    for column, run in zip(columns, runs, strict=True):
-        for r in run["results"]:
-            key = (r["bridge"], r["feature"])
-            if key not in rows:
-                rows.append(key)
-            cell = STATUS_CELL[r["status"]]
-            if r["reason"]:
-                cell += f" [{note(r['reason'])}]"
-            cells[(column, *key)] = cell
-
-    out = [
-        "# tfunite compatibility matrix",
-        "",
-        f"Generated on {date} (UTC) by `python -m tfunite.tools.matrix` from real runs of "
-        "`python -m tfunite.tools.compat --json`, one venv per TensorFlow line built from "
-        "`tools/constraints/tf-<line>.txt`. Do not edit by hand: regenerate it.",
-        "",
-        "Statuses: **pass**: the probe's assertion held (outputs finite and equal across "
-        "modes at rtol=atol=1e-6, loss decreasing, exact load round trips); **fail**: it did "
-        "not, or the code raised (reason in the notes); **skip**: the framework cannot be "
-        "installed or used on this line; **n/a**: the feature does not exist for the bridge "
-        "by design (the note says why).",
-        "",
-        "## Versions",
-        "",
-        "| package | " + " | ".join(columns) + " |",
-        "|---|" + "---|" * len(columns),
-    ]
-    for package in VERSION_ROWS:
-        out.append(
-            f"| {package} | "
-            + " | ".join(run["environment"].get(package, "-") for run in runs)
-            + " |"
+def here_line(known: Sequence[str]) -> str:
+    """The line of this interpreter's environment; RuntimeError unless every pin of that
+    line's constraint file is what is installed here."""
+    try:
+        tf_version = version("tensorflow")
+    except PackageNotFoundError:
+        raise RuntimeError("tensorflow is not installed in this interpreter") from None
+    line = ".".join(tf_version.split(".")[:2])
+    if line not in known:
+        raise RuntimeError(
+            f"this environment has tensorflow {tf_version}; constraint files exist for "
+            f"{', '.join(known)}: probe its line in a venv with --line"
         )
+    drift = []
+    for name, pinned in pins(line).items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = "not installed"
+        if installed != pinned:
+            drift.append(f"{name}: pinned {pinned}, here {installed}")
+    if drift:
+        raise RuntimeError(
+            f"this environment is not the tf-{line} line of {CONSTRAINTS.name}/tf-{line}.txt "
+            f"({'; '.join(drift)}); install the pins or probe the line with --line {line}"
+        )
+    return line
+
+
+def probe_here(line: str, jobs: int = 2) -> dict[str, Any]:
+    """Run the compat probe with this interpreter (its environment is the line's); returns
+    its JSON report (also stored)."""
+    from tfunite.tools.compat import registered_bridges, report, run
+
+    _log(f"probing tf-{line} with {sys.executable} ...")
+    data = report(run(registered_bridges(), jobs=jobs))
+    data["line"] = line
+    _store(line, data)
+    return data
+
+
+def from_matrix(path: Path) -> dict[str, dict[str, Any]]:
+    """{line: report} rebuilt from a written matrix (statuses, reasons, versions, date and
+    commit of each column), for the lines that have no stored results."""
+    matrix = parse_matrix(path.read_text())
     probed, commit = PROVENANCE_ROWS
-    out.append(
-        f"| {probed} | "
-        + " | ".join(run.get("date", "-").replace("T", " ")[:16] for run in runs)
-        + " |"
-    )
-    out.append(
-        f"| {commit} | " + " | ".join(run.get("tfunite_commit") or "-" for run in runs) + " |"
-    )
-    out += ["", "## Features", "", "| feature | what the probe checks |", "|---|---|"]
-    out += [f"| {f} | {FEATURE_DOCS[f]} |" for f in FEATURES]
-    out += [
-        "",
-        "## Results",
-        "",
-        "| bridge | feature | " + " | ".join(columns) + " |",
-        "|---|---|" + "---|" * len(columns),
-    ]
-    for bridge, feature in rows:
-        out.append(
-            f"| {bridge} | {feature} | "
-            + " | ".join(cells.get((c, bridge, feature), "-") for c in columns)
-            + " |"
-        )
-    totals = []
-    for run in runs:
-        n = len(run["results"])
-        passed = sum(r["status"] == "pass" for r in run["results"])
-        na = sum(r["status"] == "n/a" for r in run["results"])
-        totals.append(f"{passed}/{n - na}")
-    out.append("| **pass** | (of applicable) | " + " | ".join(totals) + " |")
-    out += ["", "## Notes", ""]
-    out += [f"{number}. {reason}".replace("|", "\\|") for reason, number in notes.items()]
-    out += [
-        "",
-        "Regenerate: `python -m tfunite.tools.matrix` (or `make matrix`). Check the "
-        "current environment's column: `python -m tfunite.tools.compat --check "
-        "compat_matrix.md`.",
-        "",
-    ]
-    return "\n".join(out)
-
-
-_FOOTNOTE = re.compile(r"\s*\[\d+\]\s*$")
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
-def parse_matrix(text: str) -> dict[str, Any]:
-    """Read compat_matrix.md back: columns, versions per column, status per cell."""
-    sections = re.split(r"^## ", text, flags=re.M)
-    by_title = {s.split("\n", 1)[0].strip(): s for s in sections[1:]}
-    if "Versions" not in by_title or "Results" not in by_title:
-        raise ValueError("not a tfunite compat matrix: no '## Versions' and '## Results' sections")
-    table = [ln for ln in by_title["Versions"].splitlines() if ln.startswith("|")]
-    columns = _cells(table[0])[1:]
-    versions: dict[str, dict[str, str]] = {c: {} for c in columns}
-    for row in table[2:]:
-        package, *vals = _cells(row)
-        for column, value in zip(columns, vals, strict=True):
-            if value != "-":
-                versions[column][package] = value
-    table = [ln for ln in by_title["Results"].splitlines() if ln.startswith("|")]
-    cells: dict[str, dict[tuple[str, str], str]] = {c: {} for c in columns}
-    for row in table[2:]:
-        bridge, feature, *vals = _cells(row)
-        if bridge.startswith("**"):
-            continue  # the totals row
-        for column, value in zip(columns, vals, strict=True):
-            if value != "-":
-                cells[column][(bridge, feature)] = _FOOTNOTE.sub("", value).strip("*")
-    return {"columns": columns, "versions": versions, "cells": cells}
+    runs = {}
+    for column in matrix["columns"]:
+        versions = dict(matrix["versions"][column])
+        date, source = versions.pop(probed, "-"), versions.pop(commit, None)
+        results = [
+            {
+                "bridge": bridge,
+                "feature": feature,
+                "status": status,
+                "reason": matrix["reasons"][column].get((bridge, feature), ""),
+                "seconds": 0.0,
+            }
+            for (bridge, feature), status in matrix["cells"][column].items()
+        ]
+        runs[column.removeprefix("tf-")] = {
+            "line": column.removeprefix("tf-"),
+            "date": date,
+            "tfunite_commit": source,
+            "environment": versions,
+            "counts": {s: sum(r["status"] == s for r in results) for s in STATUSES},
+            "results": results,
+        }
+    return runs
 
 
 # ---------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of maint/matrix.py."""
     parser = argparse.ArgumentParser(
-        prog="python -m tfunite.tools.matrix",
+        prog="python maint/matrix.py",
         description="Build one venv per TensorFlow line, run the compat probe in each and "
         "write compat_matrix.md.",
     )
@@ -290,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X.Y",
         help="only (re)probe this line (repeatable); other columns come from "
         "stored results in .matrix/results",
+    )
+    parser.add_argument(
+        "--here",
+        action="store_true",
+        help="only re-probe this environment's line, with this interpreter (no venv; its "
+        "installed versions must be the line's pins); other columns come from stored "
+        "results, else from the matrix being rewritten",
     )
     parser.add_argument(
         "--render", action="store_true", help="only rewrite the matrix from stored results"
@@ -313,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Build, probe and write the matrix; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     known = lines()
@@ -321,26 +296,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in (args.line or []) + (args.lock or []):
         if line not in known:
             parser.error(f"unknown line {line!r}; constraint files exist for {', '.join(known)}")
+    if args.here and (args.line or args.render):
+        parser.error("--here probes this environment's line only: not with --line or --render")
     if args.lock:
         for line in args.lock:
             print(f"locked {lock(line)}")
         return 0
-    selected = [] if args.render else (args.line or known)
-    for line in selected:
+    committed: dict[str, dict[str, Any]] = {}
+    if args.here:
+        try:
+            selected = [here_line(known)]
+            probe_here(selected[0], jobs=args.jobs)
+        except RuntimeError as e:
+            print(f"error: --here: {e}", file=sys.stderr)
+            return 1
+        if args.output.is_file():
+            committed = from_matrix(args.output)
+    else:
+        selected = [] if args.render else (args.line or known)
+    for line in [] if args.here else selected:
         try:
             build(line, base_python=args.python, force=args.rebuild)
             probe(line, jobs=args.jobs)
         except (subprocess.CalledProcessError, RuntimeError, subprocess.TimeoutExpired) as e:
             print(f"error: tf-{line}: {e}", file=sys.stderr)
             return 1
-    runs = [run for line in known if (run := stored(line)) is not None]
-    from tfunite.tools.compat import source_commit
-
+    runs = [run for line in known if (run := stored(line) or committed.get(line)) is not None]
     here = source_commit()
     for run in runs:
         if run["line"] not in selected and run.get("tfunite_commit") != here:
             _log(
-                f"tf-{run['line']}: stored results are of commit {run.get('tfunite_commit')}, "
+                f"tf-{run['line']}: results are of commit {run.get('tfunite_commit')}, "
                 f"the code here is {here}; re-probe it with --line {run['line']}"
             )
     if not runs:

@@ -1,24 +1,26 @@
-"""Golden checkpoints: tiny checked-in checkpoints that today's code must load exactly.
+"""Golden checkpoints: write the tiny checked-in checkpoints that today's code must load.
 
-`python -m tfunite.tools.golden` builds the small model of every bridge (the cases of
-tools/compat.py), fills each variable with deterministic values
-(`np.arange(n).reshape(shape) * 0.01 + i`, `i` the variable's index, cast to its dtype)
-and writes, under `tests/golden/<bridge>/`:
+A maintainer script, run from a checkout (`python maint/golden.py` or
+`python -m maint.golden`; not installed with tfunite). For every registered bridge it
+builds the bridge's compat case (the record's `compat_case`), fills each variable with
+deterministic values (`np.arange(n).reshape(shape) * 0.01 + i`, `i` the variable's index,
+cast to its dtype) and writes, under `tests/golden/<bridge>/`:
 
 - `tfunite/`   what `tu.save` writes (a TF name-based V2 bundle);
-- the framework's own formats: `object/` (`tf.train.Checkpoint`, Keras / Sonnet /
-  tf.Module), `model.weights.h5` (Keras 3), `saver/` (a TF1 `Saver`, Slim / TFLearn);
+- the framework's own formats, the record's `golden_formats`: `object/`
+  (`tf.train.Checkpoint`, Keras / Sonnet / tf.Module), `model.weights.h5` (Keras), `saver/`
+  (a TF1 `Saver` of the plain framework code, Slim / TFLearn);
 - `manifest.json`: the variable names in owner order, shapes, dtypes, the formats and the
   versions they were written with.
 
-`verify(bridge)` (used by tests/test_golden.py and the `golden` probe of
-tools/compat.py) builds the same model with the code installed now, checks its names are
-the manifest's, loads every format strictly and compares each value exactly. A naming
-change between versions of tfunite or of a framework therefore fails loudly.
+`verify(bridge)` (tfunite.tools.compat.goldens, used by tests/test_golden.py and the
+`golden` probe of `tfunite compat`) builds the same model with the code installed now,
+checks its names are the manifest's, loads every format strictly and compares each value
+exactly.
 
-    python -m tfunite.tools.golden                 # (re)write every bridge's goldens
-    python -m tfunite.tools.golden --bridge keras  # one bridge
-    python -m tfunite.tools.golden --verify        # check them instead of writing
+    python maint/golden.py                 # (re)write every bridge's goldens
+    python maint/golden.py --bridge keras  # one bridge
+    python maint/golden.py --verify        # check them instead of writing
 """
 
 from __future__ import annotations
@@ -32,34 +34,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
+from tfunite.tools.compat.cases import Case, case_for
+from tfunite.tools.compat.goldens import FORMAT_PATHS, golden_values, verify
+from tfunite.tools.compat.helpers import assign, built, graph_session, object_key
+from tfunite.tools.compat.probes import registered_bridges
 
-# bridge -> the native formats written next to tu.save's checkpoint
-NATIVE_FORMATS: dict[str, tuple[str, ...]] = {
-    "keras": ("object", "keras-h5"),
-    "tf_keras": ("object", "keras-h5"),
-    "sonnet": ("object",),
-    "tf_module": ("object",),
-    "slim": ("saver",),
-    "tflearn": ("saver",),
-}
-FORMAT_PATHS = {
-    "tfunite": "tfunite",
-    "object": "object/ckpt",
-    "keras-h5": "model.weights.h5",
-    "saver": "saver/model.ckpt",
-}
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN_DIR = REPO / "tests" / "golden"
+
+__all__ = ["FORMAT_PATHS", "GOLDEN_DIR", "formats", "golden_values", "main", "verify", "write"]
 
 
-def golden_values(variables: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """{name: value} for the manifest's variables (value i = arange * 0.01 + i)."""
-    import numpy as np
-    from tfunite.tools.compat import deterministic
-
-    return {
-        v["name"]: deterministic(v["shape"], np.dtype(v["dtype"]), float(i))
-        for i, v in enumerate(variables)
-    }
+def formats(bridge: str) -> tuple[str, ...]:
+    """The native formats written for `bridge` beside tu.save's: its record's golden_formats."""
+    return case_for(bridge).record.golden_formats
 
 
 def _describe(owner: Any) -> list[dict[str, Any]]:
@@ -73,36 +61,39 @@ def write(bridge: str, root: Path = GOLDEN_DIR) -> Path:
     """Write the golden checkpoints of one bridge; returns its directory."""
     import tensorflow as tf
     import tfunite as tu
-    from tfunite.tools import compat
     from tfunite.tools.doctor import versions
 
-    case = compat.CASES[bridge]
+    case = case_for(bridge)
     out = root / bridge
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    owner, native = compat.built(case)
+    owner, native = built(case)
     variables = _describe(owner)
     want = golden_values(variables)
-    compat.assign(owner, want)
+    assign(owner, want)
     tu.save(owner, str(out / FORMAT_PATHS["tfunite"]))
-    formats = ["tfunite"]
-    for fmt in NATIVE_FORMATS[bridge]:
+    written = ["tfunite"]
+    for fmt in case.record.golden_formats:
+        if fmt not in FORMAT_PATHS:
+            raise ValueError(
+                f"the {bridge} record's golden_formats has {fmt!r}; golden writes "
+                f"{', '.join(f for f in FORMAT_PATHS if f != 'tfunite')}"
+            )
         path = out / FORMAT_PATHS[fmt]
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "object":
-            key = "model" if bridge in ("keras", "tf_keras") else "module"
-            tf.train.Checkpoint(**{key: native}).write(str(path))
+            tf.train.Checkpoint(**{object_key(native): native}).write(str(path))
         elif fmt == "keras-h5":
             native.save_weights(str(path))
         elif fmt == "saver":
             _write_saver(case, want, str(path))
-        formats.append(fmt)
+        written.append(fmt)
     manifest = {
         "bridge": bridge,
         "values": "np.arange(n).reshape(shape) * 0.01 + i, i = index below, cast to dtype",
         "variables": variables,
-        "formats": {fmt: FORMAT_PATHS[fmt] for fmt in formats},
+        "formats": {fmt: FORMAT_PATHS[fmt] for fmt in written},
         "written_with": versions(),
     }
     (out / "manifest.json").write_text(_dumps(manifest))
@@ -116,11 +107,14 @@ def _dumps(manifest: dict[str, Any]) -> str:
     return text[:-2] + ',\n "variables": [\n' + rows + "\n ]\n}\n"
 
 
-def _write_saver(case: Any, want: dict[str, Any], prefix: str) -> None:
+def _write_saver(case: Case, want: dict[str, Any], prefix: str) -> None:
     """A TF1 Saver checkpoint of the plain framework code, values assigned by name."""
     import tensorflow as tf
-    from tfunite.tools.compat import graph_session
 
+    if case.tf1 is None:
+        raise ValueError(
+            f"the {case.bridge} record's golden_formats has 'saver' but its case has no tf1 code"
+        )
     with graph_session() as session:
         case.build()  # through the bridge first: it applies its legacy fixes
         case.tf1(tf.constant(case.example()))
@@ -137,54 +131,16 @@ def _write_saver(case: Any, want: dict[str, Any], prefix: str) -> None:
         )
 
 
-def verify(bridge: str, root: Path = GOLDEN_DIR) -> list[str]:
-    """Problems loading the goldens of `bridge` with today's code (empty: all exact)."""
-    import numpy as np
-    import tfunite as tu
-    from tfunite.tools import compat
-
-    directory = root / bridge
-    manifest_path = directory / "manifest.json"
-    if not manifest_path.is_file():
-        return [
-            f"no golden checkpoints for {bridge}: {manifest_path} is missing "
-            f"(write them with `python -m tfunite.tools.golden --bridge {bridge}`)"
-        ]
-    manifest = json.loads(manifest_path.read_text())
-    want = golden_values(manifest["variables"])
-    owner, _ = compat.built(compat.CASES[bridge])
-    names = list(owner.variables)
-    if names != list(want):
-        return [
-            f"{bridge}: variable names changed since the goldens were written "
-            f"(with {manifest['written_with'].get('tensorflow')}): "
-            f"golden {list(want)}, today {names}"
-        ]
-    problems = []
-    for fmt, relative in manifest["formats"].items():
-        compat.fill(owner, 0.5)
-        try:
-            tu.load(owner, str(directory / relative), strict=True)
-        except Exception as e:
-            problems.append(
-                f"{bridge} {fmt} ({relative}): {type(e).__name__}: {' '.join(str(e).split())[:400]}"
-            )
-            continue
-        for name, var in owner.variables.items():
-            if not np.array_equal(var.numpy(), want[name]):
-                problems.append(f"{bridge} {fmt}: {name} is not restored exactly")
-    return problems
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of maint/golden.py."""
     parser = argparse.ArgumentParser(
-        prog="python -m tfunite.tools.golden",
+        prog="python maint/golden.py",
         description="Write (or verify) the golden checkpoints of every bridge in tests/golden.",
     )
     parser.add_argument(
         "--bridge",
         action="append",
-        choices=sorted(NATIVE_FORMATS),
+        choices=registered_bridges(),
         help="only this bridge (repeatable)",
     )
     parser.add_argument(
@@ -197,10 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Write or verify the goldens; returns the exit code."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     status = 0
-    for bridge in args.bridge or list(NATIVE_FORMATS):
+    for bridge in args.bridge or registered_bridges():
         try:
             if args.verify:
                 problems = verify(bridge, args.root)
