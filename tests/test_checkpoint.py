@@ -56,7 +56,8 @@ def test_inspect_lists_names_shapes_dtypes(owner, tmp_path):
         "name": "dense/kernel",
         "shape": [6, 8],
         "dtype": "float32",
-        "size": 6 * 8 * 4,
+        "elements": 6 * 8,
+        "bytes": 6 * 8 * 4,
     }
 
 
@@ -110,7 +111,7 @@ def test_rules_regex_and_assignment_map(owner, tmp_path):
     assert report.matched[0].rule == "'old/(.*)' -> '\\\\1'"
     owner.variables["dense/bias"].assign(tf.zeros([8]))
     report = tu.load(owner, path, rules={"old/": ""}, strict=False)
-    assert report.unexpected == ["old/extra"]
+    assert [e.source for e in report.unexpected] == ["old/extra"]
     np.testing.assert_array_equal(owner.variables["dense/bias"].numpy(), np.full(8, 2.0))
 
 
@@ -214,7 +215,7 @@ def test_missing_variable(owner, tmp_path):
         tu.load(owner, path)
     assert_unchanged(owner, before)
     report = tu.load(owner, path, strict=False)
-    assert report.missing == ["dense_1/bias"] and report.applied
+    assert [e.target for e in report.missing] == ["dense_1/bias"] and report.applied
 
 
 def test_unexpected_variable(owner, tmp_path):
@@ -302,7 +303,7 @@ def test_reads_tf_keras_weights_h5_and_keras(tmp_path, file, kind):
     owner = tu.wrap(models.tf_keras_sequential(), name="net")
     owner(models.example())
     report = tu.load(owner, tmp_path / file)
-    assert report.kind == kind and len(report.matched) == 8 and not report.ignored
+    assert report.kind == kind and len(report.matched) == 8 and not report.dropped
     for w, v in zip(source.weights, owner.variables.values()):
         np.testing.assert_array_equal(v.numpy(), w.numpy())
 
@@ -326,8 +327,11 @@ def test_reads_keras3_weights_h5_keras_and_legacy_h5(tmp_path):
         owner(models.example())
         report = tu.load(owner, tmp_path / path)
         assert report.kind == kind
-        # Keras' h5 formats do not store the dropout seed state: reported as ignored.
-        assert any("seed_generator_state" in n for n in report.ignored)
+        # Keras' h5 formats do not store the dropout seed state: reported as dropped.
+        assert any(
+            "seed_generator_state" in e.target and e.reason == f"not stored in {kind} files"
+            for e in report.dropped
+        )
         got = [v.numpy() for k, v in owner.variables.items() if "seed_generator" not in k]
         np.testing.assert_equal(got, [w for k, w in want.items() if "seed_generator" not in k])
 
@@ -394,7 +398,7 @@ def test_object_checkpoint_of_a_smaller_model_reports_exactly_what_is_missing(tm
     with pytest.raises(tu.LoadError, match=r"2 variable\(s\) missing.*first: 'mlp/linear_2/b'"):
         tu.load(bigger, prefix)
     report = tu.load(bigger, prefix, strict=False)
-    assert sorted(report.missing) == ["mlp/linear_2/b", "mlp/linear_2/w"]
+    assert sorted(e.target for e in report.missing) == ["mlp/linear_2/b", "mlp/linear_2/w"]
     assert len(report.matched) == 4 and report.applied
 
 
