@@ -70,8 +70,8 @@ def load(
             ``.weights.h5``/``.h5``/``.keras`` file (see `open_checkpoint`).
         rules: rename rules from checkpoint names to owner names: ``[(regex,
             replacement)]``, an assignment_map, a list mixing both (stages), or
-            `tfunite.TRAINING_STATE` (alone or combined: ``[*mine,
-            *tu.TRAINING_STATE]``) to leave optimizer slots, step counters and moving
+            `tfunite.TRAINING_STATE` (alone or combined: ``[*tu.TRAINING_STATE,
+            *mine]``) to leave optimizer slots, step counters and moving
             averages out as kind ``training_state``.
         strict: refuse when a variable is missing or a checkpoint entry is unexpected.
         session: the TF1 Session holding the variables, in graph mode.
@@ -125,25 +125,29 @@ def _assigner(session: Any):
     cache = _graph_ops(graph)
 
     def assign(var: tf.Variable, value: np.ndarray, step: Step) -> None:
-        key = ("assign", var.ref())
+        key = ("assign", var.name)
         if key not in cache:
             with graph.as_default():
                 ph = tf.compat.v1.placeholder(var.dtype.base_dtype, var.shape)
-                cache[key] = (ph, var.assign(ph, read_value=False))
+                cache[key] = (ph.name, var.assign(ph, read_value=False).name)
         ph, op = cache[key]
         session.run(op, {ph: value})
 
     return assign
 
 
-# Save/assign ops built in a TF1 graph, per graph, so repeated saves and loads don't grow
-# it. Keyed weakly by the graph (the cache dies with it) and inside by the variables
-# themselves (`var.ref()`), never by id(): a reused id cannot hit a stale entry.
-_GRAPH_OPS: weakref.WeakKeyDictionary[tf.Graph, dict[Any, Any]] = weakref.WeakKeyDictionary()
+# Save/assign ops built in a TF1 graph, so repeated saves and loads don't grow it: per
+# graph, keyed weakly by the graph, and inside by the variables' names (unique in their
+# graph), never by id() (a reused id could hit a stale entry). Values are the names of the
+# placeholder and op, not the objects, which reference their graph and would keep it (and
+# its cache entry) alive.
+_GRAPH_OPS: weakref.WeakKeyDictionary[tf.Graph, dict[Any, tuple[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _graph_ops(graph: tf.Graph) -> dict[Any, Any]:
-    """The cache of save/assign ops of `graph`."""
+def _graph_ops(graph: tf.Graph) -> dict[Any, tuple[str, str]]:
+    """The cache of save/assign ops of `graph`: key -> (placeholder name, op name)."""
     cache = _GRAPH_OPS.get(graph)
     if cache is None:
         cache = _GRAPH_OPS[graph] = {}
@@ -202,19 +206,17 @@ def save(
         )
     else:
         cache = _graph_ops(session.graph)
-        key = ("save", tuple((n, v.ref()) for n, v in zip(names, variables)))
+        key = ("save", tuple((n, v.name) for n, v in zip(names, variables)))
         if key not in cache:
             with session.graph.as_default():
                 ph = tf.compat.v1.placeholder(tf.string, [])
-                cache[key] = (
-                    ph,
-                    tf.raw_ops.SaveV2(
-                        prefix=ph,
-                        tensor_names=names,
-                        shape_and_slices=[""] * len(names),
-                        tensors=[v.read_value() for v in variables],
-                    ),
+                op = tf.raw_ops.SaveV2(
+                    prefix=ph,
+                    tensor_names=names,
+                    shape_and_slices=[""] * len(names),
+                    tensors=[v.read_value() for v in variables],
                 )
+                cache[key] = (ph.name, op.name)
         ph, op = cache[key]
         session.run(op, {ph: prefix})
     # The commit point: the state file is replaced by an atomic rename.

@@ -265,7 +265,7 @@ def refusal(report: LoadReport, context: str = "", cli: bool = False) -> str:
         fix = (
             "These entries are all training state (optimizer slots, step counters, moving "
             "averages). Fix: pass rules=tfunite.TRAINING_STATE (with your own rules: "
-            "rules=[*your_rules, *tfunite.TRAINING_STATE]) to leave them out; "
+            "rules=[*tfunite.TRAINING_STATE, *your_rules]) to leave them out; "
             f"{strict_flag} would also hide entries that are not training state"
         )
     else:

@@ -129,7 +129,7 @@ class Rules:
         return bool(self.rules)
 
     def __iter__(self) -> Iterator[Rule]:
-        """The rules in order, so that ``[*mine, *tu.TRAINING_STATE]`` combines sets."""
+        """The rules in order, so that ``[*tu.TRAINING_STATE, *mine]`` combines sets."""
         return iter(self.rules)
 
     def __len__(self) -> int:
@@ -194,7 +194,7 @@ def parse_rules(spec: RuleSpec) -> Rules | StagedRules:
       (r"(.*)/biases", r"\\1/bias")]``: each dict is a stage, each run of consecutive
       pairs is a stage, and the stages apply in order (see `StagedRules`);
     * ready-made `Rules` (`tfunite.TRAINING_STATE`) inside such a list are a stage too;
-      their `Rule` objects may also be mixed with pairs: ``[*mine, *tu.TRAINING_STATE]``.
+      their `Rule` objects may also be mixed with pairs: ``[*tu.TRAINING_STATE, *mine]``.
     """
     if isinstance(spec, (list, tuple)) and any(
         isinstance(item, (Mapping, Rules, StagedRules)) for item in spec

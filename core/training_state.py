@@ -6,8 +6,12 @@ a reason and marks them kind ``training_state`` in a `LoadReport` (never
 ``unexpected``). Pass it wherever rules are accepted, alone or with your own::
 
     tu.load(owner, "model.ckpt-10000", rules=tu.TRAINING_STATE)
-    owner.load(path, rules=[*my_rules, *tu.TRAINING_STATE])       # one stage
+    owner.load(path, rules=[*tu.TRAINING_STATE, *my_rules])       # one stage
     port_custom(path, model, rules=[tu.TRAINING_STATE, {"net/": ""}, ...])  # stages
+
+In one stage the first full match wins: a broad rule of yours placed before the set
+(``(r"net/(.*)", ...)``) would rename slot entries too, so put the set first, or make it
+a stage of its own (a list holding the `Rules` object itself).
 
 `tu.port` applies it by default. It recognises:
 

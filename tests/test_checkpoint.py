@@ -436,3 +436,93 @@ def test_rules_mixing_an_assignment_map_and_pairs_apply_in_stages(owner, tmp_pat
     assert "then" in renamed.rule  # both stages are named in the report
     with pytest.raises(tu.RuleError, match=r"inside a list of \(regex, replacement\) pairs"):
         tu.Rules([{"old/": ""}])
+
+
+def test_graph_op_cache_dies_with_its_graph_and_is_keyed_by_variables(tmp_path):
+    """TF1 save/assign ops are built once per graph and set of variables (no graph
+    growth per call), keyed weakly by the graph and by the variables, never by id(): a
+    dict built anew for each call (same id, other variables) gets its own op, and the
+    cache dies with its graph."""
+    import gc
+    import weakref
+
+    from tfunite import checkpoint as tuc
+
+    graph = tf.Graph()
+    with graph.as_default():
+        a = tf.compat.v1.Variable(np.full(3, 1.0, np.float32), name="a")
+        b = tf.compat.v1.Variable(np.full(3, 2.0, np.float32), name="b")
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            tu.save({"a": a}, tmp_path / "one", session=sess)
+            ops = len(graph.get_operations())
+            tu.save({"a": a}, tmp_path / "one", session=sess)
+            assert len(graph.get_operations()) == ops  # the cached op, not a new one
+            tu.save({"b": b}, tmp_path / "two", session=sess)  # another dict, maybe same id
+            sess.run(b.assign(np.zeros(3, np.float32)))
+            tu.load({"b": b}, tmp_path / "two", session=sess)
+            ops = len(graph.get_operations())
+            tu.load({"b": b}, tmp_path / "two", session=sess)
+            assert len(graph.get_operations()) == ops
+            np.testing.assert_array_equal(sess.run(b), np.full(3, 2.0))
+    reader = tf.train.load_checkpoint(str(tmp_path / "two"))
+    assert list(reader.get_variable_to_shape_map()) == ["b"]
+    np.testing.assert_array_equal(reader.get_tensor("b"), np.full(3, 2.0))
+    assert len(tuc._graph_ops(graph)) == 3  # save {a}, save {b}, assign b
+    ref = weakref.ref(graph)
+    del graph, a, b, sess
+    gc.collect()
+    assert ref() is None  # the cache does not keep the graph (and its ops) alive
+    assert all(g is not None for g in list(tuc._GRAPH_OPS.keys()))
+
+
+def test_keras_layer_is_not_implemented_and_says_what_to_do():
+    with pytest.raises(NotImplementedError, match=r"planned and not implemented yet .*Fix: call"):
+        tu.keras_layer(None)
+
+
+def test_transforms_are_keyed_by_checkpoint_names_before_rules(tmp_path):
+    """A transform's regex matches the checkpoint's name, not the renamed one."""
+    o = tu.wrap(models.tf_module(), name="affine")
+    path = v1_checkpoint(
+        {"old/w": np.arange(18, dtype=np.float32).reshape(3, 6), "old/b": np.ones(3, np.float32)},
+        str(tmp_path / "t.ckpt"),
+    )
+    report = tu.load(o, path, rules={"old/": ""}, transforms=[(r"old/w", tu.Transpose((1, 0)))])
+    assert [(e.source, e.target) for e in report.transformed] == [("old/w", "w")]
+    np.testing.assert_array_equal(o.variables["w"].numpy(), np.arange(18).reshape(3, 6).T)
+    with pytest.raises(tu.LoadError, match=r"variable 'w' expects \(6, 3\) float32"):
+        tu.load(o, path, rules={"old/": ""}, transforms={r"w": tu.Transpose((1, 0))})
+    with pytest.raises(tu.RuleError, match=r"Invalid transform for 'w': 3 is not a"):
+        tu.load(o, path, transforms={"w": 3})
+    with pytest.raises(tu.RuleError, match=r"Invalid transform regex '\(': .*Fix: escape"):
+        tu.load(o, path, transforms={"(": tu.Transpose((1, 0))})
+    with pytest.raises(tu.RuleError, match=r"Invalid transform 'w': expected a \(regex, "):
+        tu.load(o, path, transforms=["w"])
+
+
+def test_pipeline_modules_do_not_import_owner():
+    """The checkpoint pipeline sees owners by duck typing: owner.py imports it (lazily),
+    never the other way round."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tfunite.checkpoint, tfunite.plan, tfunite.report, tfunite.aliases, "
+        "tfunite.readers, tfunite.training_state; print('tfunite.owner' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_help_of_tu_port_lists_the_options_of_porting_port():
+    import inspect
+
+    from tfunite import porting
+
+    ours = inspect.signature(tu.port).parameters
+    theirs = inspect.signature(porting.port).parameters
+    assert list(ours) == list(theirs) and "keep_background" in ours and "rules" in ours
+    for name, p in theirs.items():
+        assert ours[name].default == p.default, name
+        assert ours[name].kind == p.kind, name
