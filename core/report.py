@@ -213,6 +213,8 @@ class LoadReport:
                 lines.append(f"  {e.kind:<14} {e.target} <- {e.source}: {e.reason}")
             else:
                 why = e.reason or (e.rule and f"rule {e.rule}")
+                if e.kind == "training_state" and why:
+                    why = why.removeprefix("training state (").removesuffix(")")
                 lines.append(
                     f"  {e.kind:<14} {e.source or e.target}" + (f" ({why})" if why else "")
                 )

@@ -335,17 +335,17 @@ class Chain(Transform):
 
     steps: tuple[Transform, ...]
 
-    def forward(self, array):
+    def forward(self, array: np.ndarray) -> np.ndarray:
         for s in self.steps:
             array = s.forward(array)
         return array
 
-    def inverse(self, array):
+    def inverse(self, array: np.ndarray) -> np.ndarray:
         for s in reversed(self.steps):
             array = s.inverse(array)
         return array
 
-    def target_shape(self, shape):
+    def target_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         for s in self.steps:
             shape = s.target_shape(shape)
         return tuple(shape)

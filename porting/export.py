@@ -84,9 +84,10 @@ def export(
         )
     for e in report.mismatched:
         raise LoadError(
-            f"Cannot export {e.source!r} from Keras weight {e.target!r}: {e.reason}. Fix: "
-            "export with the recipe the model was ported with (and background=True for a "
-            "dropped background class).",
+            f"Cannot export {e.source!r}: Keras weight {e.target!r} is {e.target_shape} "
+            f"{e.target_dtype}, which does not fit Slim's variable {e.source_shape} {e.dtype} "
+            f"({e.reason}). Fix: export with the recipe the model was ported with (and "
+            "background=True for a dropped background class).",
             report,
         )
     values: dict[str, np.ndarray] = {}

@@ -854,6 +854,38 @@ def test_recipe_without_a_usable_slim_net_cannot_verify_or_export(tiny_ckpt, tmp
     assert os.listdir(tmp_path) == []
 
 
+def test_export_refuses_a_model_the_recipe_did_not_build(tmp_path):
+    """export plans Slim's variables onto the Keras weights with core's plan first:
+    a weight of another shape, or a Slim variable with no weight, writes nothing."""
+    import keras
+
+    def model(filters, head):
+        return keras.Sequential(
+            [
+                keras.Input((8, 8, 3)),
+                keras.layers.Conv2D(filters, 3, name="features.conv1"),
+                keras.layers.Flatten(),
+                keras.layers.Dense(3, name=head),
+            ],
+            name="tiny",
+        )
+
+    with pytest.raises(
+        LoadError,
+        match=r"Cannot export 'net/conv1/weights': Keras weight 'features/conv1/kernel' is "
+        r"\(3, 3, 3, 5\) float32, which does not fit Slim's variable \(3, 3, 3, 4\) float32 "
+        r"\(.*\)\. Fix: export with the recipe",
+    ):
+        export(model(5, "features.logits"), TINY, str(tmp_path / "a.ckpt"))
+    with pytest.raises(
+        LoadError,
+        match=r"Cannot export custom:tiny: Slim variable 'net/logits/(weights|biases)' maps to "
+        r"'features/logits/(kernel|bias)', which is not a weight of model 'tiny'",
+    ):
+        export(model(4, "features.head"), TINY, str(tmp_path / "b.ckpt"))
+    assert os.listdir(tmp_path) == []
+
+
 def test_verify_refuses_a_model_of_another_class_count(tiny_ckpt, tmp_path):
     path = str(tmp_path / "five.ckpt")
     _slim.write_random_checkpoint(_tiny_slim_net, path, (8, 8, 3), 5, scope="net")
