@@ -32,7 +32,9 @@ import json, os, resource, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf, keras, numpy as np
 import tfunite.porting as P
-from tfunite.porting import engine, _slim
+from tfunite.porting import _slim
+import tfunite.porting as engine
+from tfunite import TRAINING_STATE, DropIndex, Rules
 _slim.ensure_slim()
 phase, ckpt, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def rss():
@@ -66,11 +68,11 @@ elif phase == "port":
     rec = P.get_recipe("slim:resnet_v1_50")
     t1 = time.perf_counter()
     # as port() does: a 1001-class checkpoint loses the background class on the logits
-    bg = [(rec.expand(p), engine.DropIndex(axis=-1, index=0)) for p in rec.logits
+    bg = [(rec.expand(p), DropIndex(axis=-1, index=0)) for p in rec.logits
           if report.background == "dropped"]
     plan = engine.make_plan(shapes, dtypes, model,
-                            engine.Rules([(rec.expand(p), r) for p, r in rec.rules]),
-                            bg, [(rec.expand(p), r) for p, r in engine.TRAINING_STATE],
+                            [TRAINING_STATE, Rules([(rec.expand(p), r) for p, r in rec.rules])],
+                            bg, [(rec.expand(p), r) for p, r in rec.drops],
                             rec.naming)
     assert plan.report.ok and len(plan.assignments) == len(model.weights)
     engine.execute(plan, ckpt)

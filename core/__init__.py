@@ -28,7 +28,9 @@ from .errors import (
 # `tfunite` command answers --help and --version without TensorFlow's start-up.
 _LAZY = {
     "strict": ".capture",
-    "LoadReport": ".checkpoint",
+    "Entry": ".report",
+    "LoadReport": ".report",
+    "TRAINING_STATE": ".training_state",
     "inspect": ".checkpoint",
     "load": ".checkpoint",
     "save": ".checkpoint",
@@ -37,19 +39,41 @@ _LAZY = {
     "Parameters": ".parameters",
     "wrap": ".registry",
     **dict.fromkeys(
-        ("DropIndex", "FlipChannels", "Reshape", "Rules", "Squeeze", "Transform", "Transpose"),
+        (
+            "Chain",
+            "DropIndex",
+            "FlipChannels",
+            "Reshape",
+            "Rules",
+            "Squeeze",
+            "Transform",
+            "Transpose",
+        ),
         ".rules",
     ),
 }
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .capture import strict
-    from .checkpoint import LoadReport, inspect, load, save
+    from .checkpoint import inspect, load, save
     from .optimizer import Optimizer
     from .owner import Owner
     from .parameters import Parameters
     from .registry import wrap
-    from .rules import DropIndex, FlipChannels, Reshape, Rules, Squeeze, Transform, Transpose
+    from .report import Entry, LoadReport
+    from .rules import (
+        Chain,
+        DropIndex,
+        FlipChannels,
+        Reshape,
+        Rules,
+        Squeeze,
+        Transform,
+        Transpose,
+    )
+    from .training_state import TRAINING_STATE
 
 
 def __getattr__(name: str) -> Any:
@@ -84,24 +108,69 @@ def tflearn(fn: Any, name: str) -> Owner:
     return bridges.TFLEARN.load()(fn, name=name)
 
 
-def port(checkpoint: str, recipe: str, **options: Any):
-    """Port a TF-Slim checkpoint into a Keras 3 model: returns (model, report)."""
+def port(
+    checkpoint: str,
+    recipe: str | Any,
+    *,
+    keep_background: bool = False,
+    input_shape: Sequence[int] | None = None,
+    scope: str | None = None,
+    strict: bool = True,
+    dry_run: bool = False,
+    verify: bool = False,
+    rtol: float = 1e-5,
+    output: str | None = None,
+    progress: bool = False,
+    batch: int = 2,
+    seed: int = 0,
+    rules: Any = None,
+) -> tuple[Any, Any]:
+    """Port a TF-Slim checkpoint into a Keras 3 model: returns ``(model, PortReport)``.
+
+    `recipe` is a registered recipe name (``"slim:vgg_16"``) or a `Recipe`. The options
+    are those of `tfunite.porting.port` (see its docstring): `keep_background` keeps
+    class 0 of a 1001-class classifier; `input_shape` is ``(height, width, channels)``;
+    `scope` the net's top scope in the checkpoint; `strict` refuses checkpoint entries
+    that map to no weight; `dry_run` only plans; `verify` compares with Slim within
+    `rtol`; `output` writes a ``.keras`` file atomically; `progress` shows the phases on
+    stderr; `batch`/`seed` make the verification inputs; `rules` (default
+    `tfunite.TRAINING_STATE`) says which extra entries to leave out on purpose.
+    """
     from tfunite.porting import port as _port
 
-    return _port(checkpoint, recipe=recipe, **options)
+    return _port(
+        checkpoint,
+        recipe,
+        keep_background=keep_background,
+        input_shape=input_shape,
+        scope=scope,
+        strict=strict,
+        dry_run=dry_run,
+        verify=verify,
+        rtol=rtol,
+        output=output,
+        progress=progress,
+        batch=batch,
+        seed=seed,
+        rules=rules,
+    )
 
 
 def keras_layer(owner: Owner):
     """A keras.Layer through which Keras 3 sees `owner`'s variables (not yet available)."""
     raise NotImplementedError(
-        "tu.keras_layer is planned (see DESIGN.md, 'Coming next') and not implemented yet."
+        "tu.keras_layer is planned and not implemented yet (expected in a later release). "
+        "Fix: call the owner itself inside your Keras code, and train its variables "
+        "with tu.Optimizer."
     )
 
 
 __all__ = [
+    "Chain",
     "CheckpointError",
     "DropIndex",
     "DuplicateVariablesError",
+    "Entry",
     "FlipChannels",
     "GraphModeError",
     "LoadError",
@@ -116,6 +185,7 @@ __all__ = [
     "RuleError",
     "Rules",
     "Squeeze",
+    "TRAINING_STATE",
     "TfuniteError",
     "Transform",
     "Transpose",

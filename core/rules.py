@@ -10,7 +10,9 @@ Rules map checkpoint names onto owner names. Accepted forms:
   and ``{"/": "scope/"}`` puts the whole checkpoint under ``scope/``;
 * a list mixing both, applied in stages (`parse_rules`): a scope map, then leaf renames.
 
-Transforms change a tensor between its checkpoint and owner form. Each is a small
+Transforms change a tensor between its checkpoint and owner form; they are keyed by
+the checkpoint-side name (the name rules see, before renaming), everywhere: `tu.load`,
+`Owner.load`, `port_custom` and recipes (`parse_transforms`). Each is a small
 class with ``forward`` (checkpoint -> owner) and ``inverse`` (owner -> checkpoint), and
 a ``target_shape`` so that a plan can be validated before any tensor is read.
 """
@@ -18,7 +20,7 @@ a ``target_shape`` so that a plan can be validated before any tensor is read.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -35,8 +37,17 @@ RuleSpec = Union[
 
 @dataclass(frozen=True)
 class Rule:
+    """One rename rule: a regex on whole names and its replacement (None drops).
+
+    `reason` says why a dropping rule drops (shown in reports); a rule with
+    `training_state=True` marks what it drops as kind ``training_state`` (see
+    `tfunite.TRAINING_STATE`) instead of ``dropped``.
+    """
+
     pattern: str
     replacement: str | None
+    reason: str | None = None
+    training_state: bool = False
 
     def __str__(self) -> str:
         target = "<drop>" if self.replacement is None else repr(self.replacement)
@@ -50,6 +61,10 @@ class Rules:
         self.rules: list[Rule] = []
         self._compiled: list[re.Pattern[str]] = []
         for item in rules:
+            if isinstance(item, Rule):
+                self.rules.append(item)
+                self._compiled.append(re.compile(item.pattern))
+                continue
             if isinstance(item, Mapping):  # would unpack its two keys as a pair
                 raise RuleError(
                     f"Invalid rule {item!r} inside a list of (regex, replacement) pairs. Fix: "
@@ -95,8 +110,8 @@ class Rules:
     def parse(cls, spec: RuleSpec) -> Rules:
         if spec is None:
             return cls()
-        if isinstance(spec, Rules):
-            return spec
+        if isinstance(spec, (Rules, StagedRules)):
+            return spec  # type: ignore[return-value]
         if isinstance(spec, Mapping):
             return cls.from_assignment_map(spec)
         return cls(spec)
@@ -112,6 +127,13 @@ class Rules:
 
     def __bool__(self) -> bool:
         return bool(self.rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        """The rules in order, so that ``[*tu.TRAINING_STATE, *mine]`` combines sets."""
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
 
     def __repr__(self) -> str:
         return "Rules([" + ", ".join(str(r) for r in self.rules) + "])"
@@ -170,18 +192,27 @@ def parse_rules(spec: RuleSpec) -> Rules | StagedRules:
     * ``{"old_scope/": "new_scope/", "old/w": "new/w"}``: TF's assignment_map;
     * a list mixing both, e.g. ``[{"net/": "features/"}, (r"(.*)/weights", r"\\1/kernel"),
       (r"(.*)/biases", r"\\1/bias")]``: each dict is a stage, each run of consecutive
-      pairs is a stage, and the stages apply in order (see `StagedRules`).
+      pairs is a stage, and the stages apply in order (see `StagedRules`);
+    * ready-made `Rules` (`tfunite.TRAINING_STATE`) inside such a list are a stage too;
+      their `Rule` objects may also be mixed with pairs: ``[*tu.TRAINING_STATE, *mine]``.
     """
-    if isinstance(spec, (list, tuple)) and any(isinstance(item, Mapping) for item in spec):
+    if isinstance(spec, (list, tuple)) and any(
+        isinstance(item, (Mapping, Rules, StagedRules)) for item in spec
+    ):
         stages: list[Rules] = []
         pairs: list[Any] = []
         for item in spec:
-            if isinstance(item, Mapping):
+            if isinstance(item, (Mapping, Rules, StagedRules)):
                 if pairs:
                     stages.append(Rules(pairs))
                     pairs = []
-                stages.append(Rules.from_assignment_map(item))
-            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                if isinstance(item, StagedRules):
+                    stages.extend(item.stages)
+                else:
+                    stages.append(
+                        item if isinstance(item, Rules) else Rules.from_assignment_map(item)
+                    )
+            elif isinstance(item, Rule) or (isinstance(item, (list, tuple)) and len(item) == 2):
                 pairs.append(tuple(item))
             else:
                 raise RuleError(
@@ -296,3 +327,65 @@ class FlipChannels(Transform):
 
     def target_shape(self, shape):
         return tuple(shape)
+
+
+@dataclass(frozen=True)
+class Chain(Transform):
+    """Several transforms applied in order (inverse: reversed, each inverted)."""
+
+    steps: tuple[Transform, ...]
+
+    def forward(self, array: np.ndarray) -> np.ndarray:
+        for s in self.steps:
+            array = s.forward(array)
+        return array
+
+    def inverse(self, array: np.ndarray) -> np.ndarray:
+        for s in reversed(self.steps):
+            array = s.inverse(array)
+        return array
+
+    def target_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        for s in self.steps:
+            shape = s.target_shape(shape)
+        return tuple(shape)
+
+
+# Transforms as accepted everywhere: {regex: Transform} or [(regex, Transform), ...].
+TransformSpec = Mapping[str, Transform] | Sequence[tuple[str, Transform]] | None
+
+
+def parse_transforms(spec: TransformSpec) -> list[tuple[re.Pattern[str], Transform]]:
+    """Compiled ``(regex, Transform)`` pairs from a dict or a list of pairs.
+
+    Transforms are keyed by the **checkpoint-side name**, the one rules are applied to
+    (before any rule renames it): a name-based checkpoint's own entry names (equal to
+    the owner's names for a `tu.save` checkpoint, Slim names for a Slim checkpoint).
+    The first regex that fully matches a name picks its transform.
+    """
+    if spec is None:
+        return []
+    pairs = list(spec.items()) if isinstance(spec, Mapping) else list(spec)
+    out = []
+    for item in pairs:
+        try:
+            pattern, transform = item
+        except (TypeError, ValueError):
+            raise RuleError(
+                f"Invalid transform {item!r}: expected a (regex, Transform) pair. Fix: pass "
+                "transforms={r'name': tu.Transpose((1, 0))} or [(r'name', transform), ...]."
+            ) from None
+        if not isinstance(transform, Transform):
+            raise RuleError(
+                f"Invalid transform for {pattern!r}: {transform!r} is not a tfunite.Transform. "
+                "Fix: use tu.Reshape, tu.Transpose, tu.Squeeze, tu.DropIndex, "
+                "tu.FlipChannels or a Transform subclass."
+            )
+        try:
+            out.append((re.compile(pattern), transform))
+        except re.error as e:
+            raise RuleError(
+                f"Invalid transform regex {pattern!r}: {e}. Fix: escape literal characters "
+                "(re.escape) or correct the pattern."
+            ) from None
+    return out

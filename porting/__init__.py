@@ -12,26 +12,20 @@ your own Keras model. See porting/README.md.
 
 from __future__ import annotations
 
-from tfunite.rules import StagedRules, parse_rules
+from tfunite.rules import Chain, StagedRules, parse_rules
 
+from .checkpoint import checkpoint_shapes, looks_like, open_reader
 from .custom import port_custom
-from .engine import (
-    Chain,
-    Entry,
-    OutputError,
-    Plan,
-    PortArgumentError,
-    PortReport,
-    VerificationError,
-    checkpoint_shapes,
-    export,
-    keras_weight_names,
-    looks_like,
-    make_plan,
-    port,
-    verify_port,
-)
+from .errors import OutputError, PortArgumentError, VerificationError
+from .export import export
+from .load import DeferredBuild, execute
+from .output import check_output, save_atomic, write_checkpoint
+from .plan import Plan, keras_weight_names, make_plan
+from .progress import Phases
+from .recipe_port import port
 from .recipes import RECIPES, BuildSpec, Recipe, RecipeError, get_recipe, register_recipe
+from .report import Entry, PortReport
+from .verify import DEFAULT_RTOL, verify_port
 
 
 def recipes() -> list[str]:
@@ -40,8 +34,16 @@ def recipes() -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_RTOL",
     "BuildSpec",
     "Chain",
+    "DeferredBuild",
+    "Phases",
+    "check_output",
+    "execute",
+    "open_reader",
+    "save_atomic",
+    "write_checkpoint",
     "Entry",
     "OutputError",
     "Plan",

@@ -180,12 +180,12 @@ def run_graph(
     fetch: Mapping[str, tf.Tensor],
 ) -> dict[str, np.ndarray]:
     """Evaluate `fetch` on `images`, with every weight read by name from `checkpoint`
-    (a path, or an open `tfunite.checkpoint.Reader`).
+    (a path, or an open `tfunite.readers.Reader`).
 
     A path is opened with tfunite's reader and its data files are checked first,
     so a truncated or corrupt checkpoint raises `CheckpointError` naming it.
     """
-    from tfunite.checkpoint import Reader, open_checkpoint
+    from tfunite.readers import Reader, open_checkpoint
 
     own = not isinstance(checkpoint, Reader)
     reader = open_checkpoint(checkpoint) if own else checkpoint

@@ -9,29 +9,25 @@ ordered ``(regex, replacement)`` pairs, TF's ``assignment_map`` dict
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from tfunite.rules import RuleSpec, Transform, parse_rules
+from tfunite.rules import RuleSpec, TransformSpec, parse_rules
 
-from .engine import (
-    Phases,
-    PortReport,
-    _refuse_unclean,
-    check_output,
-    checkpoint_shapes,
-    execute,
-    make_plan,
-    open_reader,
-    save_atomic,
-)
+from .checkpoint import checkpoint_shapes, open_reader
+from .load import execute
+from .output import check_output, save_atomic
+from .plan import make_plan
+from .progress import Phases
+from .recipe_port import refuse_unclean
+from .report import PortReport
 
 
 def port_custom(
     checkpoint: str,
     model: Any,
     rules: RuleSpec,
-    transforms: Sequence[tuple[str, Transform]] | Mapping[str, Transform] = (),
+    transforms: TransformSpec = (),
     *,
     drop: Sequence[str] = (),
     strict: bool = True,
@@ -63,8 +59,12 @@ def port_custom(
         model: your Keras 3 model, built (it has its weights).
         rules: ``[(regex, replacement), ...]`` (first full match wins; a replacement of
             None drops the entry), an assignment_map ``{"old/": "new/"}``, or a list
-            mixing both, applied in stages (`parse_rules`).
-        transforms: ``{regex: Transform}`` or pairs, on checkpoint names (first match).
+            mixing both, applied in stages (`parse_rules`). Add `tfunite.TRAINING_STATE`
+            (``[tu.TRAINING_STATE, {"net/": ""}, ...]`` or ``[*tu.TRAINING_STATE,
+            *pairs]``) to leave optimizer slots, global_step and moving
+            averages out as kind ``training_state``.
+        transforms: ``{regex: Transform}`` or pairs, keyed by checkpoint names (before
+            the rules rename them; the first full match wins), as in `tu.load`.
         drop: regexes of checkpoint entries to leave out on purpose.
         strict: refuse entries that map to no weight (missing weights always refuse).
         dry_run: make and print the plan only.
@@ -79,25 +79,31 @@ def port_custom(
     parsed = parse_rules(rules)
     if output is not None:
         output = check_output(output)
-    pairs = list(transforms.items()) if isinstance(transforms, Mapping) else list(transforms)
     reader = open_reader(checkpoint)  # checks the data files before anything is assigned
     try:
         shapes, dtypes = checkpoint_shapes(reader)
-        report = PortReport("custom", checkpoint, getattr(model, "name", "model"), dry_run=dry_run)
+        report = PortReport(
+            "custom",
+            checkpoint,
+            getattr(model, "name", "model"),
+            dry_run=dry_run,
+            strict=strict,
+            kind=reader.kind,
+        )
         report.input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
         plan = make_plan(
             shapes,
             dtypes,
             model,
             parsed,
-            pairs,
+            transforms,
             [(p, "dropped on request") for p in drop],
             "layers",
             report,
         )
         if print_plan:
-            plan.report.render(verbose=True)
-        _refuse_unclean(plan.report, strict, checkpoint, "your rules")
+            report.render(verbose=True)
+        refuse_unclean(report, "with your rules")
         if dry_run:
             return report
         with Phases(progress) as phases:

@@ -103,16 +103,6 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {}
 
-# Entries every Slim training checkpoint may hold that are not model weights.
-TRAINING_STATE: tuple[tuple[str, str], ...] = (
-    (r"global_step", "training state (step counter)"),
-    (
-        r".*/(Momentum|RMSProp|RMSProp_1|Adam|Adam_1|Adagrad|Ftrl|Ftrl_1|ExponentialMovingAverage)",
-        "training state (optimizer slot / moving average)",
-    ),
-    (r"beta[12]_power", "training state (Adam)"),
-)
-
 
 def register_recipe(recipe: Recipe) -> Recipe:
     """Add `recipe` to the registry; a name registered twice raises `RecipeError`."""

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 import tfunite as tu
 from tfunite import bundle as tub
-from tfunite import checkpoint as tuc
+from tfunite import readers as tuc
 
 from tests import models
 

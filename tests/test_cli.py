@@ -122,7 +122,7 @@ def test_inspect_table_and_json(capsys, small):
         "name": "resnet_v1_50/conv1/weights",
         "shape": [7, 7, 3, 64],
         "dtype": "float32",
-        "size": 9408,
+        "elements": 9408,
         "bytes": 37632,
     }
 
@@ -220,6 +220,32 @@ def test_port_dry_run_json_writes_nothing(capsys, small):
     data = json.loads(out)
     assert data["dry_run"] and data["ok"] and data["counts"]["matched"] == 267
     assert not out_path.exists()
+
+
+def test_port_no_strict_json_reports_ok_for_a_port_that_succeeded(capsys, small):
+    """`--no-strict` tolerates an unexpected entry: the port succeeds and says ok."""
+    import tensorflow as tf
+
+    root, a, _ = small
+    r = tf.train.load_checkpoint(a)
+    values = {k: r.get_tensor(k) for k in r.get_variable_to_shape_map()}
+    values["resnet_v1_50/extra_head/weights"] = np.zeros((3, 3), np.float32)
+    values["global_step"] = np.array(3, np.int64)
+    extra = str(root / "extra.ckpt")
+    _slim.write_raw(values, extra)
+    out_path = root / "lenient.keras"
+    args = ["port", extra, "-r", "slim:resnet_v1_50", "--input-size", "32", "--json"]
+    code, out, err = run(capsys, *args, "-o", str(out_path), "--no-strict", "--no-progress")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["ok"] is True and data["strict"] is False and out_path.exists()
+    assert data["counts"]["unexpected"] == 1 and data["counts"]["training_state"] == 1
+    kinds = {e["source"]: e["kind"] for e in data["entries"] if e["source"]}
+    assert kinds["global_step"] == "training_state"
+    assert kinds["resnet_v1_50/extra_head/weights"] == "unexpected"
+    # Strict, the same port is refused, and says why.
+    code, out, err = run(capsys, *args, "-o", str(root / "strict.keras"))
+    assert code == 1 and "1 unexpected checkpoint entr(y/ies)" in _json_error(out, 1)["error"]
 
 
 def test_port_verify_writes_keras_file(capsys, small):

@@ -127,12 +127,29 @@ def test_verification_compares_real_signal(ckpt):
     assert report.verification["outputs"]["logits"]["max_rel"] <= RTOL
 
 
-def test_keras_applications_targets():
+def test_keras_applications_targets(ckpt):
     assert "VGG16" in RECIPES["slim:vgg_16"].target
     assert "VGG19" in RECIPES["slim:vgg_19"].target
     assert "InceptionV3" in RECIPES["slim:inception_v3"].target
     for d in (50, 101, 152):
         assert f"ResNet{d}V2" in RECIPES[f"slim:resnet_v2_{d}"].target
+    # What the descriptions claim: a ported ResNet50V2 has keras.applications' layers and
+    # weight layout, so its weights load into the stock model by name and give the same
+    # outputs up to Slim's pool1 and batch-norm epsilon (see the recipe's target).
+    import keras
+
+    model, _ = port(ckpt("resnet_v2_50"), "slim:resnet_v2_50", input_shape=(64, 64, 3))
+    stock = keras.applications.ResNet50V2(
+        weights=None, input_shape=(64, 64, 3), classes=1000, classifier_activation=None
+    )
+    layout = {w.path: tuple(w.shape) for w in stock.weights}
+    assert layout == {w.path: tuple(w.shape) for w in model.weights}
+    for layer in stock.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    ours, theirs = np.asarray(model(x)), np.asarray(stock(x))
+    assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.9  # same net, same weights
 
 
 # ------------------------------------------------------------- background class
@@ -150,6 +167,16 @@ def test_background_class_dropped_by_default_and_kept_on_request(ckpt):
     )
     logits = [e for e in r_drop.transformed if "logits" in e.source]
     assert logits and all("background" in str(e.to_dict()["transform"]) for e in logits)
+    # The values themselves: class 0 of Slim's classifier is gone from the dropped model,
+    # kept in the other, and the 1000 classes left are Slim's classes 1..1000.
+    reader = tf.train.load_checkpoint(path)
+    kernel = reader.get_tensor("resnet_v2_50/logits/weights").reshape(-1, 1001)
+    bias = reader.get_tensor("resnet_v2_50/logits/biases")
+    head_drop, head_keep = m_drop.layers[-1].get_weights(), m_keep.layers[-1].get_weights()
+    np.testing.assert_array_equal(head_drop[0], kernel[:, 1:])
+    np.testing.assert_array_equal(head_drop[1], bias[1:])
+    np.testing.assert_array_equal(head_keep[0], kernel)
+    np.testing.assert_array_equal(head_keep[1], bias)
     # Without a report, the dropped background class is read off the model's 1000 outputs.
     alone = verify_port(m_drop, path, "slim:resnet_v2_50")
     assert alone["ok"] and alone["outputs"]["logits"]["shape"] == [2, 1000]
@@ -174,9 +201,10 @@ def test_training_state_and_aux_logits_are_dropped_on_purpose(tmp_path):
         },
     )
     _, report = port(path, "slim:resnet_v1_50", input_shape=(32, 32, 3), dry_run=True)
-    dropped = {e.source: e.reason for e in report.dropped}
-    assert "training state" in dropped["global_step"]
-    assert "training state" in dropped["resnet_v1_50/conv1/weights/Momentum"]
+    state = {e.source: e.reason for e in report.training_state}
+    assert "training state" in state["global_step"]
+    assert "training state" in state["resnet_v1_50/conv1/weights/Momentum"]
+    assert not report.unexpected and report.ok
 
 
 def test_inception_v3_drops_aux_logits(ckpt):
@@ -392,12 +420,16 @@ def test_unexpected_entries_refused_when_strict(ckpt, tmp_path):
     _slim.write_raw(values, path)
     with pytest.raises(
         LoadError,
-        match=r"(?s)1 unexpected .*\n.*resnet_v1_50/extra_head/weights.*Fix: add rules mapping "
-        r"these entries .* or use strict=False \(CLI: --no-strict\) to ignore them",
+        match=r"(?s)1 unexpected checkpoint entr\(y/ies\), first: "
+        r"'resnet_v1_50/extra_head/weights'\. Nothing was assigned\. Fix: add rules mapping "
+        r"these names .* or pass strict=False \(CLI: --no-strict\) to load only what "
+        r"matches\.\n.*1 unexpected .*\n.*resnet_v1_50/extra_head/weights",
     ):
         port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3))
     _, report = port(path, "slim:resnet_v1_50", input_shape=(64, 64, 3), strict=False)
     assert [e.source for e in report.unexpected] == ["resnet_v1_50/extra_head/weights"]
+    # A lenient port that succeeded is ok (PortReport.ok honours strict).
+    assert report.ok and not report.strict and report.to_dict()["ok"] is True
 
 
 def test_unknown_recipe_lists_known_ones(ckpt):
@@ -628,8 +660,10 @@ def test_custom_port_of_a_truncated_checkpoint_leaves_the_model_unchanged(tmp_pa
         np.testing.assert_array_equal(np.array(w), b)
 
 
-def test_corruption_inside_the_data_names_what_was_already_assigned(tmp_path):
-    """A flipped byte keeps the file size: TF's checksum finds it when the tensor is read."""
+def test_corruption_inside_the_data_is_caught_before_any_weight_is_assigned(tmp_path):
+    """A flipped byte keeps the file size: the CRC32C check of core's pipeline finds it
+    before the first assignment (a port used to find it only when reading the tensor,
+    after three weights were assigned)."""
     path = str(tmp_path / "c.ckpt")
     _custom_checkpoint(path)
     with open(path + ".data-00000-of-00001", "r+b") as f:  # the last tensor in the file
@@ -637,6 +671,38 @@ def test_corruption_inside_the_data_names_what_was_already_assigned(tmp_path):
         byte = f.read(1)
         f.seek(-8, os.SEEK_END)
         f.write(bytes([byte[0] ^ 0xFF]))
+    model = _custom_model()
+    before = [np.array(w) for w in model.weights]
+    with pytest.raises(
+        CheckpointError,
+        match=r"tensor 'net/logits/weights' is corrupted: .* should have CRC32C [0-9a-f]{8} "
+        r"\(from the index\) but have [0-9a-f]{8}\. Nothing was loaded\. Fix: restore the "
+        r"checkpoint from a good copy",
+    ):
+        port_custom(path, model, _LEAF_RULES, _LOGITS_RESHAPE, drop=["global_step"])
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(np.array(w), b)
+
+
+def test_a_tensor_changed_after_the_check_names_what_was_already_assigned(tmp_path, monkeypatch):
+    """If the data changes after the checksums were checked (simulated: the check sees
+    the file before the flip), the read fails and says which weights were assigned."""
+    from tfunite import readers
+
+    path = str(tmp_path / "c.ckpt")
+    _custom_checkpoint(path)
+    original = readers.TFReader.check
+
+    def check_then_flip(self, names):
+        original(self, names)
+        self._checked.clear()  # serve tensors through TensorFlow, which checks them
+        with open(path + ".data-00000-of-00001", "r+b") as f:  # the last tensor
+            f.seek(-8, os.SEEK_END)
+            byte = f.read(1)
+            f.seek(-8, os.SEEK_END)
+            f.write(bytes([byte[0] ^ 0xFF]))
+
+    monkeypatch.setattr(readers.TFReader, "check", check_then_flip)
     with pytest.raises(
         CheckpointError,
         match=r"tensor 'net/logits/weights' cannot be read .*Fix: restore the checkpoint from a "
@@ -788,6 +854,38 @@ def test_recipe_without_a_usable_slim_net_cannot_verify_or_export(tiny_ckpt, tmp
     assert os.listdir(tmp_path) == []
 
 
+def test_export_refuses_a_model_the_recipe_did_not_build(tmp_path):
+    """export plans Slim's variables onto the Keras weights with core's plan first:
+    a weight of another shape, or a Slim variable with no weight, writes nothing."""
+    import keras
+
+    def model(filters, head):
+        return keras.Sequential(
+            [
+                keras.Input((8, 8, 3)),
+                keras.layers.Conv2D(filters, 3, name="features.conv1"),
+                keras.layers.Flatten(),
+                keras.layers.Dense(3, name=head),
+            ],
+            name="tiny",
+        )
+
+    with pytest.raises(
+        LoadError,
+        match=r"Cannot export 'net/conv1/weights': Keras weight 'features/conv1/kernel' is "
+        r"\(3, 3, 3, 5\) float32, which does not fit Slim's variable \(3, 3, 3, 4\) float32 "
+        r"\(.*\)\. Fix: export with the recipe",
+    ):
+        export(model(5, "features.logits"), TINY, str(tmp_path / "a.ckpt"))
+    with pytest.raises(
+        LoadError,
+        match=r"Cannot export custom:tiny: Slim variable 'net/logits/(weights|biases)' maps to "
+        r"'features/logits/(kernel|bias)', which is not a weight of model 'tiny'",
+    ):
+        export(model(4, "features.head"), TINY, str(tmp_path / "b.ckpt"))
+    assert os.listdir(tmp_path) == []
+
+
 def test_verify_refuses_a_model_of_another_class_count(tiny_ckpt, tmp_path):
     path = str(tmp_path / "five.ckpt")
     _slim.write_random_checkpoint(_tiny_slim_net, path, (8, 8, 3), 5, scope="net")
@@ -840,7 +938,7 @@ def test_a_rule_list_item_that_is_neither_a_map_nor_a_pair(tiny_ckpt):
 
 
 def test_export_that_fails_mid_write_leaves_no_temporary_files(tmp_path):
-    from tfunite.porting.engine import write_checkpoint
+    from tfunite.porting.output import write_checkpoint
 
     # A folder in the way of the index of the temporary bundle (named after this process):
     # TF writes the data file, then fails on the index.
@@ -858,7 +956,7 @@ def test_export_that_fails_mid_write_leaves_no_temporary_files(tmp_path):
 def test_export_that_fails_between_data_and_index_says_the_checkpoint_is_inconsistent(
     tmp_path,
 ):
-    from tfunite.porting.engine import write_checkpoint
+    from tfunite.porting.output import write_checkpoint
 
     (tmp_path / "back.ckpt.index").mkdir()  # the data file is renamed first, the index fails
     with pytest.raises(
@@ -955,7 +1053,7 @@ def test_fast_build_keeps_keras_default_initializers(ckpt):
 
 
 def test_a_plan_leaving_a_weight_unassigned_loads_nothing(tmp_path):
-    from tfunite.porting import engine
+    import tfunite.porting as engine
     from tfunite.rules import Rules
 
     path = str(tmp_path / "c.ckpt")
@@ -974,7 +1072,7 @@ def test_a_plan_leaving_a_weight_unassigned_loads_nothing(tmp_path):
     plan = engine.make_plan(shapes, dtypes, model, rules, transforms, [("global_step", "x")])
     assert plan.report.ok and len(plan.assignments) == 4
     before = [np.array(w) for w in model.weights]
-    plan.assignments = [a for a in plan.assignments if a[0] != "net/conv1/biases"]
+    plan.steps = [s for s in plan.steps if s.source != "net/conv1/biases"]
     with pytest.raises(LoadError, match=r"assigns no checkpoint entry to 1 weight.*conv1/bias"):
         engine.execute(plan, path)
     for w, b in zip(model.weights, before):

@@ -86,7 +86,7 @@ def cmd_port(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     if args.dry_run and args.output:
-        from tfunite.porting.engine import check_output
+        from tfunite.porting.output import check_output
 
         check_output(args.output)
     size = args.input_size
@@ -114,13 +114,13 @@ def cmd_port(args: argparse.Namespace) -> int:
 
 def _open(path: str) -> Any:
     """A checkpoint reader whose data files were checked (CheckpointError otherwise)."""
-    from tfunite.porting.engine import open_reader
+    from tfunite.porting.checkpoint import open_reader
 
     return open_reader(path)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from tfunite.porting.engine import checkpoint_shapes
+    from tfunite.porting.checkpoint import checkpoint_shapes
 
     reader = _open(args.checkpoint)
     try:
@@ -137,7 +137,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 "name": name,
                 "shape": list(shapes[name]),
                 "dtype": dtypes[name],
-                "size": n,
+                "elements": n,
                 "bytes": n * dt.itemsize if dtypes[name] != "string" else None,
             }
         )
@@ -162,7 +162,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         ("name", "left"),
         ("shape", "left"),
         ("dtype", "left"),
-        ("size", "right"),
+        ("elements", "right"),
         ("bytes", "right"),
     ):
         table.add_column(col, justify=just)
@@ -171,7 +171,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             r["name"],
             str(tuple(r["shape"])),
             r["dtype"],
-            f"{r['size']:,}",
+            f"{r['elements']:,}",
             _human(r["bytes"]) if r["bytes"] is not None else "-",
         )
     _console().print(table)
@@ -249,7 +249,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace, ra: Any, rb: Any) -> int:
-    from tfunite.porting.engine import _progress, checkpoint_shapes
+    from tfunite.porting.checkpoint import checkpoint_shapes
+    from tfunite.porting.progress import _progress
 
     sa, da = checkpoint_shapes(ra)
     sb, db = checkpoint_shapes(rb)

@@ -1,0 +1,305 @@
+"""Checkpoint readers: one uniform, index-first view of every format tfunite reads.
+
+`open_checkpoint(path)` returns a `Reader` whose `entries` map the checkpoint's own
+names to (shape, dtype) without reading a tensor: `TFReader` for TF name-based V1/V2
+and object-based checkpoints, `H5Reader` for Keras `.weights.h5`, legacy `.h5` and
+`.keras` files. `verify()` checks the data files are complete and `check(names)` the
+CRC32C of each tensor (V2 bundles, see bundle.py) before a load assigns anything.
+`object_paths` gives the object-based path of each trackable of a model.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import re
+import zipfile
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from .bundle import Bundle, Unsupported
+from .errors import CheckpointError
+from .naming import canonical
+
+_OBJ_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_OBJ_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+class Reader:
+    """Uniform read access to one checkpoint file or bundle.
+
+    `entries` maps the checkpoint's own names to (shape, dtype); `read(name)` returns
+    one tensor as a numpy array; `fmt` is the alias format owners are asked about
+    ("name", "object" or "keras_h5").
+    """
+
+    fmt = "name"
+    kind = "?"
+
+    def __init__(self, path: str):
+        self.path = path
+        self.entries: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+
+    def read(self, name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def verify(self) -> None:
+        """Raise CheckpointError if the data behind `entries` is visibly incomplete."""
+
+    def check(self, names: list[str]) -> None:
+        """Check the data of the named tensors before a load assigns the first one
+        (formats without checksums: nothing to check)."""
+
+    def checked(self, name: str) -> np.ndarray | None:
+        """The bytes `check` verified of tensor `name`, or None: read it with `read`."""
+        return None
+
+    def release(self, name: str) -> None:
+        """Done with `checked(name)`."""
+
+    def close(self) -> None:
+        pass
+
+
+class TFReader(Reader):
+    """TF name-based V1/V2 and object-based checkpoints, through `tf.train.load_checkpoint`."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        try:
+            self._reader = tf.train.load_checkpoint(path)
+        except (tf.errors.OpError, ValueError) as e:
+            raise _not_a_checkpoint(path, e) from None
+        shapes = self._reader.get_variable_to_shape_map()
+        dtypes = self._reader.get_variable_to_dtype_map()
+        self.prefix = path
+        self.v2 = os.path.exists(path + ".index")
+        self._keys: dict[str, str] = {}
+        if _OBJ_GRAPH in shapes:
+            self.fmt, self.kind = "object", "tf-object"
+            for key in shapes:
+                if key.endswith(_OBJ_SUFFIX) and "/.OPTIMIZER_SLOT/" not in key:
+                    self._keys[key[: -len(_OBJ_SUFFIX)]] = key
+        else:
+            self.kind = "tf-v2" if self.v2 else "tf-v1"
+            self._keys = {key: key for key in shapes}
+        for name, key in self._keys.items():
+            self.entries[name] = (tuple(shapes[key]), np.dtype(dtypes[key].as_numpy_dtype))
+        self._all = {k: (tuple(shapes[k]), dtypes[k]) for k in shapes}
+        self._bundle: Bundle | None = None
+        self._checked: set[str] = set()  # names whose bytes `check` verified in the bundle
+
+    def read(self, name: str) -> np.ndarray:
+        try:
+            return self._reader.get_tensor(self._keys[name])
+        except tf.errors.OpError as e:
+            raise self._corrupt(name, e) from None
+
+    def read_tensor(self, name: str) -> tf.Tensor:
+        """Eager fast path: one RestoreV2 straight into a tensor (no numpy copies)."""
+        dtype = tf.as_dtype(self.entries[name][1])
+        try:
+            return tf.raw_ops.RestoreV2(
+                prefix=self.prefix,
+                tensor_names=[self._keys[name]],
+                shape_and_slices=[""],
+                dtypes=[dtype],
+            )[0]
+        except tf.errors.OpError as e:
+            raise self._corrupt(name, e) from None
+
+    def _corrupt(self, name: str, e: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"Checkpoint {self.path}: tensor {name!r} cannot be read ({_first_line(e)}): the "
+            "data file is corrupted. Fix: restore the checkpoint from a good copy."
+        )
+
+    def verify(self) -> None:
+        if not self.v2:
+            return  # V1 files are read in full when opened: truncation fails there.
+        shards = sorted(glob.glob(glob.escape(self.prefix) + ".data-*-of-*"))
+        if not shards:
+            raise CheckpointError(
+                f"Checkpoint {self.path}: the index exists but no data file "
+                f"({self.prefix}.data-00000-of-00001) was found. Expected both files of a V2 "
+                "bundle. Fix: copy the .data-* file(s) next to the .index file."
+            )
+        numeric = 0
+        for shape, dtype in self._all.values():
+            if dtype != tf.string:
+                numeric += int(np.prod(shape, dtype=np.int64)) * dtype.size
+        have = sum(os.path.getsize(s) for s in shards)
+        if have < numeric:
+            raise CheckpointError(
+                f"Checkpoint {self.path} is truncated: its index describes {numeric} bytes of "
+                f"tensor data but the data file(s) hold {have} bytes. Nothing was loaded. "
+                "Fix: restore the checkpoint from a good copy (a save interrupted mid-write "
+                "never replaces the previous checkpoint of a tu.save directory)."
+            )
+
+    def check(self, names: list[str]) -> None:
+        """Check the data of every named tensor, before a load assigns the first one.
+
+        In a V2 bundle, each tensor's CRC32C is computed over its bytes in the data file
+        and compared with its index entry (bundle.py); `checked` then serves the checked
+        bytes of POD tensors. A tensor this cannot check (a V1 file, a bundle layout
+        bundle.py does not read, an exotic dtype) is read once through TensorFlow, which
+        checks it, and dropped: all-or-nothing still, at the cost of a second read.
+        """
+        rest = names
+        if self.v2:
+            try:
+                self._bundle = self._bundle or Bundle(self.prefix)
+                rest = []
+                for name in names:
+                    key = self._keys[name]
+                    entry = self._bundle.entries.get(key)
+                    if entry is None or (entry.shape, entry.dtype) != (
+                        self._all[key][0],
+                        self._all[key][1].as_datatype_enum,
+                    ):
+                        raise Unsupported(f"{key!r} is not what TensorFlow reads")
+                    if self._bundle.check(key, name):
+                        self._checked.add(name)
+                    else:
+                        rest.append(name)
+            except (Unsupported, ImportError):
+                self._checked.clear()
+                rest = names
+        for name in rest:
+            self.read(name)
+
+    def checked(self, name: str) -> np.ndarray | None:
+        """The bytes `check` verified of POD tensor `name`, as a read-only array (None if
+        not available: read it with `read`/`read_tensor`)."""
+        return self._bundle.array(self._keys[name]) if name in self._checked else None
+
+    def release(self, name: str) -> None:
+        """Done with `checked(name)`: its pages leave this process's resident memory."""
+        if name in self._checked:
+            self._bundle.release(self._keys[name])
+
+    def close(self) -> None:
+        if self._bundle is not None:
+            self._bundle.close()
+
+
+class H5Reader(Reader):
+    """Keras 3 `.weights.h5` and the weights inside a `.keras` archive."""
+
+    fmt, kind = "keras_h5", "keras-h5"
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        import h5py
+
+        try:
+            if path.endswith(".keras"):
+                self.kind = "keras-zip"
+                with zipfile.ZipFile(path) as archive:
+                    if "model.weights.h5" not in archive.namelist():
+                        raise CheckpointError(
+                            f"{path} is a zip file without model.weights.h5: not a .keras "
+                            "archive. Expected a file written by keras model.save(). Fix: "
+                            "pass the .keras file keras wrote, or its model.weights.h5."
+                        )
+                    data = archive.read("model.weights.h5")
+                self._file = h5py.File(io.BytesIO(data), "r")
+            else:
+                self._file = h5py.File(path, "r")
+        except (OSError, zipfile.BadZipFile) as e:
+            raise _not_a_checkpoint(path, e) from None
+        self._datasets: dict[str, Any] = {}
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset):
+                self._datasets[name] = obj
+
+        root = self._file
+        if "model_weights" in root and "layer_names" in root["model_weights"].attrs:
+            root = root["model_weights"]  # a whole model saved as .h5
+        if "layer_names" in root.attrs:
+            # Legacy h5 (tf_keras save_weights/save, Keras 3 .h5): groups are named after
+            # auto-numbered layer names, so entries are keyed by position, as Keras itself
+            # loads them: "k/j" = weight j of the k-th layer that has weights.
+            self.kind, self.fmt = "keras-legacy-h5", "legacy_h5"
+            k = 0
+            for layer_name in root.attrs["layer_names"]:
+                group = root[_text(layer_name)]
+                weight_names = [_text(w) for w in group.attrs.get("weight_names", [])]
+                for j, weight_name in enumerate(weight_names):
+                    self._datasets[f"{k}/{j}"] = group[weight_name]
+                k += bool(weight_names)
+        else:
+            self._file.visititems(visit)
+        for name, ds in self._datasets.items():
+            self.entries[canonical(name)] = (tuple(ds.shape), np.dtype(ds.dtype))
+        self._names = {canonical(n): n for n in self._datasets}
+
+    def read(self, name: str) -> np.ndarray:
+        return np.asarray(self._datasets[self._names[name]][()])
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _first_line(e: Exception) -> str:
+    text = getattr(e, "message", None) or str(e)
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+
+
+def _not_a_checkpoint(path: str, e: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a readable checkpoint ({_first_line(e)}). Expected a tu.save "
+        "directory, a TF checkpoint prefix (name.index + name.data-*), a TF1 V1 file, a "
+        "Keras .weights.h5 or a .keras file. Fix: check the path; run `tfunite inspect PATH`."
+    )
+
+
+def open_checkpoint(path: str | os.PathLike) -> Reader:
+    """Open any supported checkpoint; raises CheckpointError naming the path if it is not one."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise CheckpointError(
+                f"{path} is a directory without a 'checkpoint' state file pointing at a "
+                "bundle: not a checkpoint directory. Fix: pass the directory given to "
+                "tu.save, or the prefix of a bundle (the path without .index)."
+            )
+        path = latest
+    # A file of a V2 bundle names the bundle: TF would read a lone .index as a V1 file.
+    bundle = re.sub(r"\.(index|data-\d{5}-of-\d{5})$", "", path)
+    if bundle != path and os.path.exists(bundle + ".index"):
+        path = bundle
+    if path.endswith((".h5", ".hdf5", ".keras")):
+        if not os.path.exists(path):
+            raise CheckpointError(f"{path} does not exist. Fix: check the path.")
+        return H5Reader(path)
+    if not os.path.exists(path) and not os.path.exists(path + ".index"):
+        raise CheckpointError(
+            f"{path} does not exist (neither a file nor a bundle prefix with {path}.index). "
+            "Fix: check the path; for a tu.save directory pass the directory itself."
+        )
+    return TFReader(path)
+
+
+def object_paths(root: Any) -> dict[int, str]:
+    """{id(trackable): object path} as `tf.train.Checkpoint(x=root)` would write it
+    below `x/` (without the `/.ATTRIBUTES/VARIABLE_VALUE` suffix)."""
+    from tensorflow.python.checkpoint import graph_view
+    from tensorflow.python.trackable import trackable_utils
+
+    objects, paths = graph_view.ObjectGraphView(root)._breadth_first_traversal()
+    return {
+        id(obj): trackable_utils.object_path_to_string(paths[obj])
+        for obj in objects
+        if obj in paths and paths[obj]
+    }
