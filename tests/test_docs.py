@@ -13,6 +13,9 @@ needs; they are the only way to change how a block runs:
 - `<!-- doctest-process -->`: the block runs in a fresh Python process (TF1 mode, a
   block that must not see what this process imported).
 - `<!-- doctest-skip: REASON -->`: the block cannot run here; the reason is required.
+- `<!-- doctest-output -->` before a block (```text) right after a python block: that
+  block is what the python block prints (compared as doctest does, with ELLIPSIS and
+  NORMALIZE_WHITESPACE).
 
 In ```bash and ```sh blocks, each line that starts with `tfunite ` is checked: cheap
 commands (`recipes`, `inspect`, `diff`, `--help`) run through the CLI's `main` with
@@ -75,6 +78,7 @@ class Block:
     skip: str | None = None  # the reason, when `doctest-skip` is given
     cont: bool = False
     process: bool = False
+    output: bool = False  # this block is the expected stdout of the python block before it
 
     @property
     def id(self) -> str:
@@ -121,6 +125,12 @@ def parse_markdown(text: str, path: str = "<md>") -> list[Block]:
         i += 1
     if pending:
         raise MarkdownError(f"{path}:{pending[0][0]}: doctest directive at the end of the file.")
+    for before, block in zip([None, *blocks], blocks):
+        if block.output and (before is None or before.lang not in PYTHON_LANGS):
+            raise MarkdownError(
+                f"{path}:{block.line - 2}: doctest-output block does not follow a python block. "
+                "Fix: put the expected output right after the python block that prints it."
+            )
     return blocks
 
 
@@ -145,12 +155,13 @@ def _block(path: str, line: int, lang: str, code: str, directives: list) -> Bloc
                     "the block runnable."
                 )
             fields["skip"] = arg.strip()
-        elif name in ("continue", "process") and not arg:
+        elif name in ("continue", "process", "output") and not arg:
             fields["cont" if name == "continue" else name] = True
         else:
             raise MarkdownError(
                 f"{path}:{where}: unknown doctest directive {name!r} (argument {arg!r}). "
-                "Expected setup: NAMES, skip: REASON, continue or process. Fix: use one of them."
+                "Expected setup: NAMES, skip: REASON, continue, process or output. Fix: use one "
+                "of them."
             )
     return Block(path, line, lang, code, **fields)
 
@@ -262,30 +273,47 @@ def sandbox(tmp: Path) -> Iterator[pytest.MonkeyPatch]:
         yield mp
 
 
-def run_python(blocks: list[Block], tmp: Path) -> dict:
-    """Run python blocks one after the other in one fresh namespace; return it.
+def run_python(blocks: list[Block], tmp: Path) -> tuple[dict, str]:
+    """Run python blocks one after the other in one fresh namespace; return it and what
+    the last block printed.
 
     A `SystemExit(0)` (a script's `sys.exit(main())`) ends the block successfully."""
     namespace: dict = {"__name__": "__main__"}
+    out = io.StringIO()
     with sandbox(tmp) as mp:
         for block in blocks:
             for name in block.setups:
                 SETUPS[name](tmp, mp)
         if any(b.process for b in blocks):
-            _run_in_process(blocks, tmp)
-            return namespace
+            return namespace, _run_in_process(blocks, tmp)
         for block in blocks:
             # Leading newlines: a traceback names the block's line in the markdown file.
             code = compile("\n" * (block.line - 1) + block.code, block.path, "exec")
+            out = io.StringIO()
             try:
-                exec(code, namespace)
+                with contextlib.redirect_stdout(out):
+                    exec(code, namespace)
             except SystemExit as e:
                 if e.code not in (None, 0):
                     raise AssertionError(f"{block.id} exited with {e.code!r}") from e
-    return namespace
+            finally:
+                sys.stdout.write(out.getvalue())  # shown by pytest when the test fails
+    return namespace, out.getvalue()
 
 
-def _run_in_process(blocks: list[Block], tmp: Path) -> None:
+def check_output(block: Block, expected: Block, got: str) -> None:
+    """`got` (what `block` printed) matches the doctest-output block `expected`."""
+    checker = doctest.OutputChecker()
+    want = expected.code.rstrip("\n") + "\n"
+    if not checker.check_output(want, got, FLAGS):
+        raise AssertionError(
+            f"{block.id} printed what its doctest-output block ({expected.id}) does not show:\n"
+            + checker.output_difference(doctest.Example("", want), got, FLAGS)
+            + "Fix: update the output block, or the code."
+        )
+
+
+def _run_in_process(blocks: list[Block], tmp: Path) -> str:
     code = "\n".join(b.code for b in blocks)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
@@ -296,6 +324,7 @@ def _run_in_process(blocks: list[Block], tmp: Path) -> None:
             f"{blocks[-1].id} failed in a fresh process (exit {proc.returncode}):\n"
             f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
         )
+    return proc.stdout
 
 
 def tfunite_commands(block: Block) -> list[list[str]]:
@@ -457,7 +486,16 @@ def test_readme_python_block_runs(block, tmp_path):
     if skipped:
         assert skipped[0].skip.strip(), f"{skipped[0].id}: doctest-skip needs a reason"
         pytest.skip(f"{skipped[0].id}: {skipped[0].skip}")
-    run_python(blocks, tmp_path)
+    try:
+        _, printed = run_python(blocks, tmp_path)
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top and importlib.util.find_spec(top) is None:
+            pytest.skip(f"{block.id} needs {top}, which is not installed")
+        raise
+    after = BLOCKS.index(block) + 1
+    if after < len(BLOCKS) and BLOCKS[after].output:
+        check_output(block, BLOCKS[after], printed)
 
 
 @pytest.mark.parametrize("block", SHELL_BLOCKS, ids=lambda b: b.id)
@@ -530,13 +568,18 @@ def test_markdown_directives_are_parsed():
         ```python
         b = a + 1
         ```
+        <!-- doctest-output -->
+        ```text
+        2
+        ```
         <!-- doctest-skip: needs the internet -->
         ```bash
         tfunite recipes  # the recipes
         ```
         """
     )
-    first, second, third = parse_markdown(text, "x.md")
+    first, second, output, third = parse_markdown(text, "x.md")
+    assert output.output and output.code == "2" and not second.output
     assert (first.line, first.lang, first.code) == (5, "python", "a = 1")
     assert first.setups == ("slim_custom_checkpoint", "slim_tiny_checkpoint")
     assert second.cont and not first.cont
@@ -564,6 +607,10 @@ def test_markdown_directives_are_parsed():
             r"x\.md:1: doctest directive 'continue' is followed by text.*Fix: put it",
         ),
         ("<!-- doctest-setup:slim_tiny_checkpoint\n-->\n", r"x\.md:1: malformed doctest"),
+        (
+            "```bash\n```\n<!-- doctest-output -->\n```text\n```\n",
+            r"x\.md:3: doctest-output block does not follow a python block.*Fix: put",
+        ),
     ],
 )
 def test_malformed_directives_are_refused(text, message):
@@ -578,8 +625,17 @@ def test_a_failing_block_or_example_fails(tmp_path):
     with pytest.raises(AssertionError, match=r"x\.md:3 exited with 1"):
         run_python([Block("x.md", 3, "python", "import sys\nsys.exit(1)")], tmp_path)
     run_python([Block("x.md", 3, "python", "import sys\nsys.exit(0)")], tmp_path)
-    written = run_python([Block("x.md", 3, "python", "open('f.txt', 'w').write('x')")], tmp_path)
+    written, _ = run_python([Block("x.md", 3, "python", "open('f.txt', 'w').write('x')")], tmp_path)
     assert (tmp_path / "f.txt").exists() and "__builtins__" in written  # ran in tmp_path
+    block = Block("x.md", 3, "python", "print('a', 41 + 1)")
+    _, printed = run_python([block], tmp_path)
+    check_output(block, Block("x.md", 7, "text", "a  ...\n", output=True), printed)
+    with pytest.raises(
+        AssertionError,
+        match=r"(?s)x\.md:3 printed what its doctest-output block \(x\.md:7\) does not show:"
+        r".*Expected:\n    a 43\nGot:\n    a 42.*Fix: update the output block",
+    ):
+        check_output(block, Block("x.md", 7, "text", "a 43", output=True), printed)
 
     module = types.ModuleType("fake")
     module.__doc__ = ">>> 1 + 1\n3\n>>> np.zeros(2)\narray([0., 0.])\n>>> tu.__name__\n'tfunite'\n"
@@ -591,10 +647,9 @@ def test_a_failing_block_or_example_fails(tmp_path):
 
 
 def test_a_block_can_run_in_a_fresh_process(tmp_path):
-    block = Block(
-        "x.md", 1, "python", "import sys\nassert 'pytest' not in sys.modules", process=True
-    )
-    run_python([block], tmp_path)
+    code = "import sys\nassert 'pytest' not in sys.modules\nprint('fresh')"
+    block = Block("x.md", 1, "python", code, process=True)
+    assert run_python([block], tmp_path)[1] == "fresh\n"
     with pytest.raises(AssertionError, match=r"x\.md:1 failed in a fresh process"):
         run_python([dataclasses.replace(block, code="raise SystemExit(3)")], tmp_path)
 
