@@ -2,8 +2,8 @@
 
 >>> import tfunite as tu
 >>> from tfunite.porting import _slim  # a random inception_v1 checkpoint, 1001 classes:
->>> _ = _slim.write_random_checkpoint("inception_v1", "v1.ckpt", (224, 224, 3), 1001)
->>> model, report = tu.port("v1.ckpt", recipe="slim:inception_v1")
+>>> _ = _slim.write_random_checkpoint("inception_v1", "inception_v1.ckpt", (224, 224, 3), 1001)
+>>> model, report = tu.port("inception_v1.ckpt", recipe="slim:inception_v1")
 >>> report.ok, model.output_shape  # the background class 0 is dropped by default
 (True, (None, 1000))
 
