@@ -4,10 +4,16 @@
 `(net, end_points)`, like every net in `tf_slim.nets`, which can be passed directly:
 
 >>> from tf_slim.nets import vgg
->>> trunk = tu.slim(vgg.vgg_16, name="vgg_16", arg_scope=vgg.vgg_arg_scope())
->>> logits = trunk(images, training=True)          # eager, tf.function or TF1 graph
->>> list(trunk.variables)[0]
-'vgg_16/conv1/conv1_1/weights'
+>>> trunk = tu.slim(vgg.vgg_16, name="vgg_16", arg_scope=vgg.vgg_arg_scope())  # built when called
+>>> import tf_slim as slim
+>>> def head(inputs, is_training):
+...     net = slim.fully_connected(inputs, 8, scope="fc1")
+...     net = slim.dropout(net, is_training=is_training)
+...     return slim.fully_connected(net, 3, activation_fn=None, scope="logits")
+>>> owner = tu.slim(head, name="head")
+>>> logits = owner(tf.ones([2, 4]), training=True)  # eager, tf.function or TF1 graph
+>>> logits.shape, list(owner.variables)
+(TensorShape([2, 3]), ['fc1/weights', 'fc1/biases', 'logits/weights', 'logits/biases'])
 
 `training` reaches `fn` as `is_training=training` when `fn` has an `is_training`
 parameter (the `tf_slim.nets` functions do; their second positional parameter is

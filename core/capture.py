@@ -139,7 +139,9 @@ def strict() -> Iterator[None]:
     block raises `OwnershipError` naming each such variable and the line that made it.
 
     >>> with tu.strict():
-    ...     tf.Variable(1.0)            # OwnershipError at the end of the block
+    ...     loose = tf.Variable(1.0, name="loose")  # OwnershipError at the end of the block
+    Traceback (most recent call last):
+    tfunite.errors.OwnershipError: Variable 'loose' at ... was created outside any owner ...
     """
     loose: list[tuple[tf.Variable, str, str]] = []
 

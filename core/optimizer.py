@@ -76,8 +76,15 @@ def _is_variable(v: Any) -> bool:
 class Optimizer(Owner):
     """An optimizer that owns its variables.
 
-    >>> opt = tu.Optimizer("adam", params["discriminator"], learning_rate=1e-3)
-    >>> loss = opt.minimize(lambda: loss_fn())      # eagerly or inside tf.function
+    >>> import keras
+    >>> model = tu.wrap(keras.Sequential([keras.layers.Dense(1)]), name="model")
+    >>> _ = model.initialize(np.zeros([1, 2], np.float32))
+    >>> opt = tu.Optimizer("adam", model, learning_rate=1e-3)
+    >>> x = np.ones([4, 2], np.float32)
+    >>> loss = opt.minimize(lambda: tf.reduce_mean(model(x) ** 2))  # eagerly or in tf.function
+    >>> list(opt.variables)  # named after the variables they serve
+    ['iteration', 'learning_rate', 'momentum/dense/kernel', 'momentum/dense/bias',
+     'velocity/dense/kernel', 'velocity/dense/bias']
     """
 
     framework = "optimizer"

@@ -14,11 +14,16 @@ from .owner import Owner, check_name
 class Parameters(Owner):
     """A composition of owners; each child's variable names are prefixed by its key.
 
+    >>> import keras
+    >>> g = tu.wrap(keras.Sequential([keras.layers.Dense(3)]), name="generator")
+    >>> d = tu.wrap(keras.Sequential([keras.layers.Dense(1)]), name="discriminator")
+    >>> _ = g.initialize(np.zeros([1, 2], np.float32)), d.initialize(np.zeros([1, 3], np.float32))
     >>> params = tu.Parameters("gan", generator=g, discriminator=d)
     >>> params["generator"] is g
     True
-    >>> list(params.variables)[:1]
-    ['generator/dense/kernel']
+    >>> list(params.variables)
+    ['generator/dense/kernel', 'generator/dense/bias', 'discriminator/dense/kernel',
+     'discriminator/dense/bias']
     """
 
     framework = "tfunite"

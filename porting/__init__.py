@@ -1,7 +1,11 @@
 """Port TF-Slim checkpoints into Keras 3 models, verified, and back.
 
 >>> import tfunite as tu
->>> model, report = tu.port("vgg_16.ckpt", recipe="slim:vgg_16")   # doctest: +SKIP
+>>> from tfunite.porting import _slim  # a random inception_v1 checkpoint, 1001 classes:
+>>> _ = _slim.write_random_checkpoint("inception_v1", "inception_v1.ckpt", (224, 224, 3), 1001)
+>>> model, report = tu.port("inception_v1.ckpt", recipe="slim:inception_v1")
+>>> report.ok, model.output_shape  # the background class 0 is dropped by default
+(True, (None, 1000))
 
 Recipes for all 16 networks of `tf_slim.nets` are registered (`recipes()` lists them);
 `port` plans before it loads, refuses a checkpoint that does not fit, verifies against
