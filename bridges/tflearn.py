@@ -35,13 +35,13 @@ step counters (`Global_Step`, `Training_step`), the moving averages of its summa
 TFLearn's global training flag (named after the first layer that read it,
 `bn/is_training`). `TFLEARN_DNN_EXTRAS` is a rule list that drops the training state
 and loads the flag into the owner's own `is_training`, so a strict load still refuses
-a model variable the file lacks:
+a model variable the file lacks: `owner.load("model.tfl", rules=TFLEARN_DNN_EXTRAS)`
+(strict; tests/test_tflearn.py loads a real `DNN.save` file this way).
 
-    >>> owner.load("model.tfl", rules=TFLEARN_DNN_EXTRAS)   # strict=True
-
-It knows TFLearn's default optimizer names (`Adam`, `SGD`, `Momentum`, `RMSProp`,
-`AdaGrad`, `AdaDelta`, `Ftrl`, `Nesterov`); for an optimizer given another `name=`,
-add a rule for its slots: `[(r".+/MyAdam(?:_[0-9]+)?", None), *TFLEARN_DNN_EXTRAS]`.
+The training state it drops is `tu.TRAINING_STATE`'s, which knows TFLearn's default
+optimizer names (`Adam`, `SGD`, `Momentum`, `RMSProp`, `AdaGrad`, `AdaDelta`, `Ftrl`,
+`Nesterov`); for an optimizer given another `name=`, add a rule for its slots:
+`[(r".+/MyAdam(?:_[0-9]+)?", None), *TFLEARN_DNN_EXTRAS]`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ from tensorflow.python.eager.context import eager_mode
 from tfunite.bridges import TFLEARN
 from tfunite.capture import capturing
 from tfunite.owner import Owner, outer_graph
+from tfunite.rules import Rule
+from tfunite.training_state import TRAINING_STATE
 
 from ._tf1 import TF1Variables
 from .tflearn_fixes import GRAPH_ONLY_LAYER, IS_TRAINING, import_tflearn, running
@@ -62,19 +64,15 @@ from .tflearn_fixes import GRAPH_ONLY_LAYER, IS_TRAINING, import_tflearn, runnin
 REGULARIZATION_LOSSES = "regularization_losses"  # tf.GraphKeys.REGULARIZATION_LOSSES
 LAYER_TENSOR = "layer_tensor/"  # tflearn.collections: tf.GraphKeys.LAYER_TENSOR + '/'
 
-# TFLearn's optimizers' default names (tflearn/optimizers.py), which name their slots.
-_DNN_OPTIMIZERS = "Adam|SGD|Momentum|RMSProp|AdaGrad|AdaDelta|Ftrl|Nesterov"
-
-TFLEARN_DNN_EXTRAS: list[tuple[str, str | None]] = [
+TFLEARN_DNN_EXTRAS: list[tuple[str, str | None] | Rule] = [
     # TFLearn's global training flag: the owner's own flag has TFLearn's root name.
     (rf"(?:.+/)?{IS_TRAINING}", IS_TRAINING),
-    (r"Global_Step|Training_step|val_loss|val_acc", None),  # the trainer's counters
-    (rf"(?:{_DNN_OPTIMIZERS})/beta[12]_power", None),  # Adam's accumulators
-    (rf".+/(?:{_DNN_OPTIMIZERS})(?:_\d+)?", None),  # slots: fc1/W/Adam, fc1/W/Adam_1
-    (r".+/moving_avg", None),  # moving averages of the summaries (losses, metrics)
+    # Its optimizer slots, step counters and summary moving averages.
+    *TRAINING_STATE,
 ]
 """Rules for `owner.load(dnn_save_file, rules=TFLEARN_DNN_EXTRAS)`: drop what a TFLearn
-`DNN.save` file holds besides the model, map its training flag onto the owner's."""
+`DNN.save` file holds besides the model (`tu.TRAINING_STATE`), map its training flag onto
+the owner's."""
 
 
 class TFLearnOwner(Owner):

@@ -156,15 +156,6 @@ def port(
     )
 
 
-def keras_layer(owner: Owner):
-    """A keras.Layer through which Keras 3 sees `owner`'s variables (not yet available)."""
-    raise NotImplementedError(
-        "tu.keras_layer is planned and not implemented yet (expected in a later release). "
-        "Fix: call the owner itself inside your Keras code, and train its variables "
-        "with tu.Optimizer."
-    )
-
-
 __all__ = [
     "Chain",
     "CheckpointError",
@@ -190,7 +181,6 @@ __all__ = [
     "Transform",
     "Transpose",
     "inspect",
-    "keras_layer",
     "load",
     "port",
     "save",

@@ -41,10 +41,9 @@ SLIM_NETS: dict[str, tuple[str, str, str]] = {
 def ensure_slim() -> Any:
     """Import tf_slim with the named legacy fixes of the slim bridge applied.
 
-    `tfunite.bridges.legacy` registers the fixes (e.g. ``slim-batch-norm-import``);
-    `tfunite.fixes.ensure("slim")` applies them once, idempotently.
+    `tfunite.fixes.ensure("slim")` imports `tfunite.bridges.slim_fixes`, which registers
+    the fixes (e.g. ``slim-batch-norm-import``), and applies them once, idempotently.
     """
-    import tfunite.bridges.legacy  # noqa: F401  (registers the named fixes)
     from tfunite import fixes
 
     fixes.ensure("slim")

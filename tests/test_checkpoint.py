@@ -476,11 +476,6 @@ def test_graph_op_cache_dies_with_its_graph_and_is_keyed_by_variables(tmp_path):
     assert all(g is not None for g in list(tuc._GRAPH_OPS.keys()))
 
 
-def test_keras_layer_is_not_implemented_and_says_what_to_do():
-    with pytest.raises(NotImplementedError, match=r"planned and not implemented yet .*Fix: call"):
-        tu.keras_layer(None)
-
-
 def test_transforms_are_keyed_by_checkpoint_names_before_rules(tmp_path):
     """A transform's regex matches the checkpoint's name, not the renamed one."""
     o = tu.wrap(models.tf_module(), name="affine")
