@@ -82,10 +82,7 @@ def build(line: str, base_python: str | None = None, force: bool = False) -> Pat
     constraints = CONSTRAINTS / f"tf-{line}.txt"
     target = venv_dir(line)
     stamp = target / ".tfunite-constraints"
-    MATRIX_DIR.mkdir(exist_ok=True)
-    ignore = MATRIX_DIR / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
+    _matrix_dir()
     if not force and stamp.is_file() and stamp.read_text() == _digest(constraints):
         return target
     if target.exists():
@@ -148,8 +145,17 @@ def probe(line: str, jobs: int = 2, timeout: float = 900.0) -> dict[str, Any]:
     return data
 
 
+def _matrix_dir() -> Path:
+    """.matrix/, created git-ignored (it holds venvs and raw results)."""
+    MATRIX_DIR.mkdir(exist_ok=True)
+    ignore = MATRIX_DIR / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return MATRIX_DIR
+
+
 def _store(line: str, data: dict[str, Any]) -> None:
-    results = MATRIX_DIR / "results"
+    results = _matrix_dir() / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / f"tf-{line}.json").write_text(json.dumps(data, indent=2) + "\n")
 
