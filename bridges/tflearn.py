@@ -35,8 +35,19 @@ step counters (`Global_Step`, `Training_step`), the moving averages of its summa
 TFLearn's global training flag (named after the first layer that read it,
 `bn/is_training`). `TFLEARN_DNN_EXTRAS` is a rule list that drops the training state
 and loads the flag into the owner's own `is_training`, so a strict load still refuses
-a model variable the file lacks: `owner.load("model.tfl", rules=TFLEARN_DNN_EXTRAS)`
-(strict; tests/test_tflearn.py loads a real `DNN.save` file this way).
+a model variable the file lacks:
+
+    >>> tflearn = import_tflearn()
+    >>> def fn(x):
+    ...     return tflearn.fully_connected(x, 3, scope="fc1")
+    >>> with tf.Graph().as_default():  # a TFLearn DNN saved the TFLearn way
+    ...     net = tflearn.regression(fn(tflearn.input_data(shape=[None, 4])), optimizer="adam")
+    ...     tflearn.DNN(net).save("model.tfl")
+    >>> owner = tu.tflearn(fn, name="dnn")
+    >>> _ = owner(tf.ones([1, 4]))
+    >>> report = owner.load("model.tfl", rules=TFLEARN_DNN_EXTRAS)  # strict=True
+    >>> sorted(m.target for m in report.matched), len(report.training_state) > 0
+    (['fc1/W', 'fc1/b', 'is_training'], True)
 
 The training state it drops is `tu.TRAINING_STATE`'s, which knows TFLearn's default
 optimizer names (`Adam`, `SGD`, `Momentum`, `RMSProp`, `AdaGrad`, `AdaDelta`, `Ftrl`,

@@ -114,7 +114,9 @@ def verify_port(
     sub = keras.Model(
         inputs, [model.outputs[0]] + [model.get_layer(n).output for n in layers.values()]
     )
-    keras_out = [np.asarray(o) for o in sub(images, training=False)]
+    outs = sub(images, training=False)
+    # A one-output Keras model returns a bare tensor, not a one-element list.
+    keras_out = [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
     ref_logits = slim_out["logits"].reshape(batch, -1)
     if drop_bg:
         ref_logits = ref_logits[:, 1:]

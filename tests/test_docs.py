@@ -424,15 +424,6 @@ def import_or_skip(module: str) -> types.ModuleType:
         raise
 
 
-# Examples in files that are being moved (their docstrings are rewritten where they land):
-# example source -> why it does not run yet. An entry whose example is gone fails
-# test_not_yet_runnable_entries_are_current, so the list only shrinks.
-NOT_YET_RUNNABLE = {
-    'owner.load("model.tfl", rules=TFLEARN_DNN_EXTRAS)   # strict=True': (
-        "bridges/tflearn.py's module docstring moves to bridges/tflearn_fixes.py with the "
-        "TFLearn split; the runnable version (a DNN saved, then loaded) goes in there"
-    ),
-}
 SKIP_REASON = re.compile(r"#\s*(?!doctest:)\S.*#\s*doctest:\s*[^\n]*\+SKIP")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -443,10 +434,6 @@ def doctests(module: types.ModuleType) -> list[doctest.DocTest]:
 
     finder = doctest.DocTestFinder()
     tests = finder.find(module, module.__name__, extraglobs={"tu": tu, "tf": tf, "np": np})
-    for test in tests:
-        for example in test.examples:
-            if example.source.strip() in NOT_YET_RUNNABLE:
-                example.options[doctest.SKIP] = True
     return [t for t in tests if t.examples]
 
 
@@ -456,9 +443,7 @@ def unexplained_skips(tests: list[doctest.DocTest]) -> list[str]:
         f"{t.name} line {t.lineno + e.lineno + 1}: {e.source.strip()}"
         for t in tests
         for e in t.examples
-        if e.options.get(doctest.SKIP)
-        and not SKIP_REASON.search(e.source)
-        and e.source.strip() not in NOT_YET_RUNNABLE
+        if e.options.get(doctest.SKIP) and not SKIP_REASON.search(e.source)
     ]
 
 
@@ -520,22 +505,6 @@ def test_docstring_examples_run(module, tmp_path):
     )
     failures, report = run_doctests(tests, tmp_path)
     assert failures == 0, f"{module}: {failures} docstring example(s) failed:\n{report}"
-
-
-def test_not_yet_runnable_entries_are_current():
-    """Each NOT_YET_RUNNABLE example still exists (remove its entry once it moves)."""
-    found = set()
-    for module in DOC_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
-        found |= {e.source.strip() for t in doctests(mod) for e in t.examples}
-    stale = sorted(set(NOT_YET_RUNNABLE) - found)
-    assert not stale, (
-        f"NOT_YET_RUNNABLE lists examples no docstring holds any more: {stale}. "
-        "Fix: remove them from tests/test_docs.py."
-    )
 
 
 # ---------------------------------------------------------------- the harness itself

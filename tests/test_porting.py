@@ -791,6 +791,17 @@ def test_custom_recipe_with_its_own_slim_net_verifies_and_exports(tiny_ckpt, tmp
     assert _assert_same_tensors(tiny_ckpt, dst) == []
 
 
+def test_custom_recipe_without_endpoints_verifies_a_one_output_model(tiny_ckpt):
+    # A one-output Keras model returns a bare tensor, not a list: verification used to
+    # iterate over its rows ("cannot reshape array of size 3 into shape (2,newaxis)").
+    recipe = dataclasses.replace(TINY, name="custom:tiny-no-endpoints", endpoints=())
+    model, report = port(tiny_ckpt, recipe, verify=True)
+    v = report.verification
+    assert v["ok"] and set(v["outputs"]) == {"logits"}
+    assert v["outputs"]["logits"]["shape"] == [2, 3]
+    assert v["outputs"]["logits"]["max_rel"] <= RTOL
+
+
 def _keras_pending():
     from keras.src.backend.common import global_state
 
