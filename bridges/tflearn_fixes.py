@@ -155,7 +155,7 @@ def _keep_eager_apply() -> object:
             return  # `import tflearn` must not switch eager off for the whole process
         original()
 
-    disable_v2_behavior._tfunite_original = original  # type: ignore[attr-defined]
+    disable_v2_behavior._tfunite_original = original  # type: ignore[attr-defined]  # a marker on a function
     v1.disable_v2_behavior = disable_v2_behavior
     return original
 
@@ -349,7 +349,7 @@ def _graph_only_apply() -> object:
 
         functools.update_wrapper(guarded, original)
         guarded = _plain_python(guarded)
-        guarded._tfunite_original = original  # type: ignore[attr-defined]
+        guarded._tfunite_original = original  # type: ignore[attr-defined]  # a marker on a function
         state.append((original, _replace_everywhere(original, guarded)))
     return state
 
