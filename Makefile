@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench matrix matrix-here golden clean
+.PHONY: install demo test lint typecheck bench matrix matrix-here golden clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy over core/ and bridges/ laid out as the installed package ([tool.mypy] in pyproject.toml).
+typecheck: install
+	$(BIN)/python maint/typecheck.py
 
 bench: install
 	$(BIN)/python bench/run_all.py

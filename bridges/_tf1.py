@@ -103,7 +103,7 @@ def _store_class() -> type:
 
 
 def _make_store(tf1: TF1Variables) -> Any:
-    base = _store_class()
+    base: Any = _store_class()  # tf_keras' private class, untyped
 
     class _Store(base):
         """An `_EagerVariableStore` that refuses new variables once frozen."""

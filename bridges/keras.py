@@ -56,7 +56,7 @@ class KerasOwner(Owner):
         self.model = model
         self._want_endpoints = endpoints
         self._last_endpoints: dict[str, tf.Tensor] = {}
-        self._feature_model = None
+        self._feature_model: Any = None  # a keras.Model once built
         if model.built and model.variables:
             self.built = True
             self._check_unique()

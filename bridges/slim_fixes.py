@@ -53,7 +53,7 @@ from tfunite.fixes import Fix, register_fix
 # ----------------------------------------------------------------- ops.Tensor aliases
 
 
-def _ops_module() -> types.ModuleType:
+def _ops_module() -> Any:
     return importlib.import_module("tensorflow.python.framework.ops")
 
 
@@ -111,17 +111,21 @@ def _bn_import_needed() -> bool:
     return not _module_exists(_BN_BROKEN_PATH) and _module_exists(_BN_MOVED_PATH)
 
 
+def _bn_module() -> Any:
+    return importlib.import_module(_BN_MODULE)
+
+
 def _bn_import_apply() -> Any:
     from tensorflow.python.util import lazy_loader
 
-    module = importlib.import_module(_BN_MODULE)
+    module = _bn_module()
     previous = module.__dict__.get("normalization")
     module.normalization = lazy_loader.LazyLoader("normalization", module.__dict__, _BN_MOVED_PATH)
     return previous
 
 
 def _bn_import_undo(previous: Any) -> None:
-    importlib.import_module(_BN_MODULE).normalization = previous
+    _bn_module().normalization = previous
 
 
 SLIM_BATCH_NORM_IMPORT = register_fix(
@@ -162,7 +166,7 @@ class _EagerNameScopes(types.ModuleType):
         return self._tfunite_wrapped.name_scope(name, default_name, values, skip_on_eager=False)
 
 
-def _slim_layers() -> types.ModuleType:
+def _slim_layers() -> Any:
     return importlib.import_module("tf_slim.layers.layers")
 
 
@@ -183,7 +187,7 @@ def _slim_layers_source() -> str | None:
         return None
 
 
-def _loaded_slim_layers() -> types.ModuleType | None:
+def _loaded_slim_layers() -> Any:
     return sys.modules.get("tf_slim.layers.layers")
 
 

@@ -31,7 +31,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import tensorflow as tf
 from tfunite import fixes
@@ -77,7 +77,7 @@ def running(owner: TFLearnOwner) -> Iterator[None]:
 # ============================================================== legacy fixes: imports
 
 
-def _nest() -> types.ModuleType:
+def _nest() -> Any:
     return importlib.import_module("tensorflow.python.util.nest")
 
 
@@ -106,7 +106,7 @@ register_fix(
 )
 
 
-def _pil_image() -> types.ModuleType | None:
+def _pil_image() -> Any:
     try:
         return importlib.import_module("PIL.Image")
     except ImportError:
@@ -138,7 +138,7 @@ register_fix(
 )
 
 
-def _compat_v1() -> types.ModuleType:
+def _compat_v1() -> Any:
     # The object `import tensorflow.compat.v1 as tf` binds in TFLearn: patching the
     # `tf.compat.v1` attribute before that import can patch a different wrapper.
     return importlib.import_module("tensorflow.compat.v1")
@@ -155,7 +155,7 @@ def _keep_eager_apply() -> object:
             return  # `import tflearn` must not switch eager off for the whole process
         original()
 
-    disable_v2_behavior._tfunite_original = original  # type: ignore[attr-defined]
+    disable_v2_behavior._tfunite_original = original  # type: ignore[attr-defined]  # a marker on a function
     v1.disable_v2_behavior = disable_v2_behavior
     return original
 
@@ -177,7 +177,7 @@ register_fix(
 )
 
 
-def _import_tflearn_raw() -> types.ModuleType:
+def _import_tflearn_raw() -> Any:
     """`import tflearn` after the import fixes; drops the stray eager training flag."""
     already = "tflearn" in sys.modules
     module = importlib.import_module("tflearn")
@@ -241,7 +241,8 @@ def _embedding_apply() -> object:
 
 
 def _embedding_undo(original_code: object) -> None:
-    _embedding_function().__code__ = original_code
+    # The undo state is what _embedding_apply returned: the function's original code.
+    _embedding_function().__code__ = cast(types.CodeType, original_code)
 
 
 register_fix(
@@ -258,7 +259,7 @@ register_fix(
 )
 
 
-def _variables_module() -> types.ModuleType:
+def _variables_module() -> Any:
     return importlib.import_module("tflearn.variables")
 
 
@@ -284,10 +285,10 @@ def _owned_regularizers_apply() -> object:
             owner._regularizers.setdefault(id(var), (var, regularizer))
         return var
 
-    variable = _plain_python(variable)
-    variable._tfunite_original = original  # type: ignore[attr-defined]
-    replaced = _replace_everywhere(original, variable)
-    return original, variable, replaced
+    plain = _plain_python(variable)
+    plain._tfunite_original = original  # type: ignore[attr-defined]  # a marker on a function
+    replaced = _replace_everywhere(original, plain)
+    return original, plain, replaced
 
 
 def _owned_regularizers_undo(state: Any) -> None:
@@ -316,14 +317,15 @@ def _plain_python(function: Callable[..., Any]) -> Callable[..., Any]:
     return tf.autograph.experimental.do_not_convert(function)
 
 
-def _replace_everywhere(original: Any, replacement: Any) -> list[types.ModuleType]:
+def _replace_everywhere(original: Any, replacement: Any) -> list[Any]:
     """Rebind `original` to `replacement` in every loaded tflearn module that exports it."""
-    replaced = []
+    name = original.__name__
+    replaced: list[Any] = []
     for module_name, module in list(sys.modules.items()):
         if module is None or not (module_name == "tflearn" or module_name.startswith("tflearn.")):
             continue
-        if getattr(module, original.__name__, None) is original:
-            setattr(module, original.__name__, replacement)
+        if getattr(module, name, None) is original:
+            setattr(module, name, replacement)
             replaced.append(module)
     return replaced
 
@@ -347,7 +349,7 @@ def _graph_only_apply() -> object:
 
         functools.update_wrapper(guarded, original)
         guarded = _plain_python(guarded)
-        guarded._tfunite_original = original  # type: ignore[attr-defined]
+        guarded._tfunite_original = original  # type: ignore[attr-defined]  # a marker on a function
         state.append((original, _replace_everywhere(original, guarded)))
     return state
 
@@ -372,7 +374,7 @@ register_fix(
 )
 
 
-def import_tflearn() -> types.ModuleType:
+def import_tflearn() -> Any:
     """Import TFLearn with the legacy fixes applied; eager execution stays on.
 
     Returns:

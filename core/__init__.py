@@ -54,7 +54,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .capture import strict
     from .checkpoint import inspect, load, save
@@ -98,14 +98,17 @@ def slim(fn: Any, name: str, arg_scope: Any = None) -> Owner:
 
     from .registry import BRIDGES  # noqa: F401
 
-    return bridges.SLIM.load()(fn, name=name, arg_scope=arg_scope)
+    # Each bridge's Owner subclass has its own constructor: call it as a plain callable.
+    owner_class: Callable[..., Owner] = bridges.SLIM.load()
+    return owner_class(fn, name=name, arg_scope=arg_scope)
 
 
 def tflearn(fn: Any, name: str) -> Owner:
     """Wrap a TFLearn function `fn(inputs) -> net`."""
     import tfunite.bridges as bridges
 
-    return bridges.TFLEARN.load()(fn, name=name)
+    owner_class: Callable[..., Owner] = bridges.TFLEARN.load()
+    return owner_class(fn, name=name)
 
 
 def port(

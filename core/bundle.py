@@ -29,6 +29,7 @@ import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,14 +60,14 @@ def unmask(masked: int) -> int:
     return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
 
-def crc32c(data, crc: int = 0) -> int:
+def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     """CRC32C of a bytes-like object (hardware-accelerated where the CPU has it)."""
     import crc32c as _crc32c
 
     return _crc32c.crc32c(data, crc)
 
 
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+def _varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= end or shift > 63:
@@ -192,7 +193,7 @@ class Bundle:
                     "Nothing was loaded. " + _RESTORE_FIX
                 )
 
-    def _add(self, key: bytes, proto) -> None:
+    def _add(self, key: bytes, proto: Any) -> None:  # a tensor_bundle_pb2.BundleEntryProto
         entry = Entry(
             key=key.decode("utf8", "surrogateescape"),
             dtype=int(proto.dtype),
@@ -279,7 +280,7 @@ class Bundle:
                 f"{entry.offset}..{entry.offset + entry.size} of {self.data_path(entry.shard)}, "
                 f"which holds {have} bytes. Nothing was loaded. " + _RESTORE_FIX
             )
-        if entry.size == 0:
+        if entry.size == 0 or mm is None:  # mm is None only for an empty file (have == 0)
             return memoryview(b"")
         return memoryview(mm)[entry.offset : entry.offset + entry.size]
 
@@ -322,6 +323,7 @@ class Bundle:
 
     def _check_one(self, entry: Entry, what: str) -> None:
         dtype = _numpy_dtype(entry.dtype)
+        got: int | None
         if dtype is not None:
             count = int(np.prod(entry.shape, dtype=np.int64))
             if entry.size != count * dtype.itemsize:
@@ -402,6 +404,7 @@ class Bundle:
                 "to a checkpoint while it loads; load it again."
             )
         mm, _ = self._map(entry.shard)
+        assert mm is not None  # entry.size > 0 and _range read it, so the shard is mapped
         return np.frombuffer(
             mm, dtype, int(np.prod(entry.shape, dtype=np.int64)), entry.offset
         ).reshape(entry.shape)

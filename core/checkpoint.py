@@ -22,14 +22,14 @@ import os
 import re
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import tensorflow as tf
 
 from .aliases import normalize
 from .errors import CheckpointError, LoadError
-from .plan import OwnerLike, Step, assign_all, check_data, is_owner, plan
+from .plan import Assign, OwnerLike, Step, assign_all, check_data, is_owner, plan
 from .readers import H5Reader, Reader, TFReader, object_paths, open_checkpoint
 from .report import Entry, LoadReport, refusal
 from .rules import RuleSpec, TransformSpec
@@ -49,7 +49,10 @@ __all__ = [
 
 
 def _targets(owner: OwnerLike | Mapping[str, tf.Variable]) -> dict[str, tf.Variable]:
-    return dict(owner.variables if is_owner(owner) else owner)
+    if is_owner(owner):
+        return dict(owner.variables)
+    # TypeGuard narrows only the true branch: what is not an owner is the mapping.
+    return dict(cast("Mapping[str, tf.Variable]", owner))
 
 
 # ============================================================================ load
@@ -113,7 +116,7 @@ def load(
         reader.close()
 
 
-def _assigner(session: Any):
+def _assigner(session: Any) -> Assign:
     if session is None:
         if not tf.executing_eagerly():
             raise CheckpointError(

@@ -57,8 +57,9 @@ def ensure(bridge: str) -> list[str]:
             f"Unknown bridge {bridge!r} in tfunite.fixes.ensure(); expected one of: "
             f"{', '.join(known)}. Fix: pass a registered bridge name."
         )
-    if known[bridge].fixes is not None:
-        importlib.import_module(known[bridge].fixes)
+    fixes_module = known[bridge].fixes
+    if fixes_module is not None:
+        importlib.import_module(fixes_module)
     done = []
     for fix in FIXES.values():
         if bridge not in fix.bridges:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -130,6 +130,7 @@ def _parameters(fn: Any) -> Any:
         if id(f) in seen or not callable(f):
             continue
         seen.add(id(f))
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(f).parameters
         except (TypeError, ValueError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -48,7 +48,9 @@ class OwnerLike(Protocol):
     """What the pipeline needs of an `Owner` (duck-typed: core/owner.py is not imported)."""
 
     name: str
-    framework: str
+
+    @property
+    def framework(self) -> str: ...  # read-only: a class attribute of each Owner subclass
 
     @property
     def variables(self) -> Mapping[str, Any]: ...
@@ -58,7 +60,7 @@ class OwnerLike(Protocol):
     def _aliases(self, fmt: str) -> dict[str, str | None] | None: ...
 
 
-def is_owner(x: Any) -> bool:
+def is_owner(x: Any) -> TypeGuard[OwnerLike]:
     """Whether `x` is an owner (has `leaves` and `variables`) rather than a mapping."""
     return hasattr(x, "leaves") and hasattr(x, "variables")
 
@@ -142,15 +144,17 @@ def plan(
     feeds: dict[str, str] = {}
     for entry in outside:
         shape, dtype = entries[entry]
-        _, rule = TRAINING_STATE.apply(entry)
+        _, state_rule = TRAINING_STATE.apply(entry)
         report.entries.append(
             Entry(
                 entry,
                 None,
-                "training_state" if rule else "dropped",
+                "training_state" if state_rule else "dropped",
                 tuple(shape),
                 dtype=dtype_name(dtype),
-                reason=rule.reason if rule else f"outside the owner's object in this {kind} file",
+                reason=state_rule.reason
+                if state_rule
+                else f"outside the owner's object in this {kind} file",
             )
         )
     for name, entry in names.items():

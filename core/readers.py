@@ -175,11 +175,13 @@ class TFReader(Reader):
     def checked(self, name: str) -> np.ndarray | None:
         """The bytes `check` verified of POD tensor `name`, as a read-only array (None if
         not available: read it with `read`/`read_tensor`)."""
-        return self._bundle.array(self._keys[name]) if name in self._checked else None
+        if name not in self._checked or self._bundle is None:  # check() sets both
+            return None
+        return self._bundle.array(self._keys[name])
 
     def release(self, name: str) -> None:
         """Done with `checked(name)`: its pages leave this process's resident memory."""
-        if name in self._checked:
+        if name in self._checked and self._bundle is not None:  # check() sets both
             self._bundle.release(self._keys[name])
 
     def close(self) -> None:
@@ -263,9 +265,12 @@ def _not_a_checkpoint(path: str, e: Exception) -> CheckpointError:
     )
 
 
-def open_checkpoint(path: str | os.PathLike) -> Reader:
+def open_checkpoint(path: str | os.PathLike[str]) -> Reader:
     """Open any supported checkpoint; raises CheckpointError naming the path if it is not one."""
-    path = os.fspath(path)
+    return _open_checkpoint(os.fspath(path))
+
+
+def _open_checkpoint(path: str) -> Reader:
     if os.path.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:

@@ -9,6 +9,7 @@ tried and why it declined (the TF-Hub registry habit).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .errors import NoBridgeError
@@ -26,7 +27,9 @@ def wrap(obj: Any, name: str | None = None, **options: Any) -> Owner:
     for bridge in records().values():
         reason = bridge.decline_reason(obj)
         if reason is None:
-            return bridge.load()(obj, name=name, **options)
+            # Each bridge's Owner subclass has its own constructor (obj, name, options).
+            owner_class: Callable[..., Owner] = bridge.load()
+            return owner_class(obj, name=name, **options)
         reasons.append(f"  - {bridge.name}: {reason}")
     raise NoBridgeError(
         f"No bridge accepts {type(obj).__module__}.{type(obj).__qualname__}. Tried:\n"

@@ -56,7 +56,7 @@ class Entry:
     target: str | None  # the target's name (None for dropped/unexpected entries)
     kind: str  # one of KINDS
     source_shape: tuple[int, ...] | None = None
-    target_shape: tuple[int, ...] | None = None
+    target_shape: tuple[int | None, ...] | None = None  # None: a dimension unknown
     dtype: str | None = None  # the checkpoint's dtype (the target's for a missing one)
     rule: str | None = None  # the rule(s) that renamed or dropped the entry
     transform: Transform | None = field(default=None, repr=False)

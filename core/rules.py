@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Union, cast
 
 import numpy as np
 
@@ -30,8 +30,13 @@ from .errors import RuleError
 
 # Rules as accepted everywhere: an assignment_map dict, (regex, replacement) pairs, a list
 # mixing both (applied in stages, see `parse_rules`), or ready-made Rules.
+RulePair = tuple[str, str | None]
 RuleSpec = Union[
-    Mapping[str, str], Sequence[tuple[str, str | None] | Mapping[str, str]], "Rules", None
+    Mapping[str, str],
+    Sequence[Union[RulePair, "Rule", Mapping[str, str], "Rules", "StagedRules"]],
+    "Rules",
+    "StagedRules",
+    None,
 ]
 
 
@@ -57,7 +62,7 @@ class Rule:
 class Rules:
     """An ordered list of rename rules; the first full match wins."""
 
-    def __init__(self, rules: Iterable[tuple[str, str | None]] = ()):
+    def __init__(self, rules: Iterable[RulePair | Rule] = ()) -> None:
         self.rules: list[Rule] = []
         self._compiled: list[re.Pattern[str]] = []
         for item in rules:
@@ -107,14 +112,16 @@ class Rules:
         return cls(rules)
 
     @classmethod
-    def parse(cls, spec: RuleSpec) -> Rules:
+    def parse(cls, spec: RuleSpec) -> Rules | StagedRules:
         if spec is None:
             return cls()
         if isinstance(spec, (Rules, StagedRules)):
-            return spec  # type: ignore[return-value]
+            return spec
         if isinstance(spec, Mapping):
             return cls.from_assignment_map(spec)
-        return cls(spec)
+        # A list of pairs (or Rule objects); a dict or a Rules inside it is parse_rules'
+        # business and Rules() reports it.
+        return cls(cast("Sequence[RulePair | Rule]", spec))
 
     def apply(self, name: str) -> tuple[str | None, Rule | None]:
         """(new name or None if dropped, the rule that applied or None)."""
@@ -159,7 +166,7 @@ class StagedRules:
     ``features/conv1/kernel``.
     """
 
-    def __init__(self, stages: Sequence[Rules]):
+    def __init__(self, stages: Sequence[Rules]) -> None:
         self.stages = list(stages)
 
     def apply(self, name: str) -> tuple[str | None, Rule | RuleChain | None]:
@@ -167,6 +174,7 @@ class StagedRules:
         applied: list[Rule] = []
         current: str | None = name
         for stage in self.stages:
+            assert current is not None  # the loop breaks as soon as an entry is dropped
             new, rule = stage.apply(current)
             if rule is None:
                 continue
@@ -200,7 +208,7 @@ def parse_rules(spec: RuleSpec) -> Rules | StagedRules:
         isinstance(item, (Mapping, Rules, StagedRules)) for item in spec
     ):
         stages: list[Rules] = []
-        pairs: list[Any] = []
+        pairs: list[RulePair | Rule] = []
         for item in spec:
             if isinstance(item, (Mapping, Rules, StagedRules)):
                 if pairs:
@@ -212,8 +220,10 @@ def parse_rules(spec: RuleSpec) -> Rules | StagedRules:
                     stages.append(
                         item if isinstance(item, Rules) else Rules.from_assignment_map(item)
                     )
-            elif isinstance(item, Rule) or (isinstance(item, (list, tuple)) and len(item) == 2):
-                pairs.append(tuple(item))
+            elif isinstance(item, Rule):
+                pairs.append(item)
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                pairs.append((item[0], item[1]))
             else:
                 raise RuleError(
                     f"Invalid rule {item!r} in a rule list: expected an assignment_map dict "
@@ -246,17 +256,17 @@ class Reshape(Transform):
     shape: tuple[int, ...]
     source_shape: tuple[int, ...] | None = None
 
-    def forward(self, array):
+    def forward(self, array: np.ndarray) -> np.ndarray:
         return array.reshape(self.shape)
 
-    def inverse(self, array):
+    def inverse(self, array: np.ndarray) -> np.ndarray:
         if self.source_shape is None:
             raise RuleError(
                 "Reshape.inverse needs source_shape. Fix: Reshape(shape, source_shape)."
             )
         return array.reshape(self.source_shape)
 
-    def target_shape(self, shape):
+    def target_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(np.empty(shape, np.int8).reshape(self.shape).shape)
 
 
@@ -264,13 +274,13 @@ class Reshape(Transform):
 class Transpose(Transform):
     perm: tuple[int, ...]
 
-    def forward(self, array):
+    def forward(self, array: np.ndarray) -> np.ndarray:
         return np.transpose(array, self.perm)
 
-    def inverse(self, array):
+    def inverse(self, array: np.ndarray) -> np.ndarray:
         return np.transpose(array, np.argsort(self.perm))
 
-    def target_shape(self, shape):
+    def target_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(shape[i] for i in self.perm)
 
 
@@ -278,13 +288,13 @@ class Transpose(Transform):
 class Squeeze(Transform):
     axes: tuple[int, ...]
 
-    def forward(self, array):
+    def forward(self, array: np.ndarray) -> np.ndarray:
         return np.squeeze(array, axis=self.axes)
 
-    def inverse(self, array):
+    def inverse(self, array: np.ndarray) -> np.ndarray:
         return np.expand_dims(array, axis=self.axes)
 
-    def target_shape(self, shape):
+    def target_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         axes = {a % len(shape) for a in self.axes}
         return tuple(d for i, d in enumerate(shape) if i not in axes)
 
@@ -301,16 +311,16 @@ class DropIndex(Transform):
     index: int = 0
     fill: float = 0.0
 
-    def forward(self, array):
+    def forward(self, array: np.ndarray) -> np.ndarray:
         return np.delete(array, self.index, axis=self.axis)
 
-    def inverse(self, array):
+    def inverse(self, array: np.ndarray) -> np.ndarray:
         return np.insert(array, self.index, self.fill, axis=self.axis)
 
-    def target_shape(self, shape):
-        shape = list(shape)
-        shape[self.axis] -= 1
-        return tuple(shape)
+    def target_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        dims = list(shape)
+        dims[self.axis] -= 1
+        return tuple(dims)
 
 
 @dataclass(frozen=True)
@@ -319,13 +329,13 @@ class FlipChannels(Transform):
 
     axis: int = 2
 
-    def forward(self, array):
+    def forward(self, array: np.ndarray) -> np.ndarray:
         return np.flip(array, axis=self.axis).copy()
 
-    def inverse(self, array):
+    def inverse(self, array: np.ndarray) -> np.ndarray:
         return np.flip(array, axis=self.axis).copy()
 
-    def target_shape(self, shape):
+    def target_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(shape)
 
 
