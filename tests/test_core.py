@@ -448,3 +448,13 @@ def test_optimizer_state_is_not_taken_for_slots_and_stateless_optimizers_work():
         r"optimizer of the same name outside `optimizers.legacy`",
     ):
         tu.Optimizer(tf_keras.optimizers.legacy.Adam(), owner)
+
+
+def test_training_state_rules_compose_with_an_assignment_map_in_stages():
+    from tfunite.rules import parse_rules
+
+    rules = parse_rules([{"net/": "features/"}, *tu.TRAINING_STATE])
+    target, chain = rules.apply("net/conv/weights/Momentum")
+    assert target is None  # renamed by the map, then dropped as a slot
+    assert [r.training_state for r in chain.rules] == [False, True]
+    assert rules.apply("net/conv/weights")[0] == "features/conv/weights"
