@@ -38,6 +38,8 @@ _LAZY = {
     "Owner": ".owner",
     "Parameters": ".parameters",
     "wrap": ".registry",
+    # tu.port is porting's own function (its full signature and docstring in help()).
+    "port": "tfunite.porting",
     **dict.fromkeys(
         (
             "Chain",
@@ -54,7 +56,9 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
+
+    from tfunite.porting import port
 
     from .capture import strict
     from .checkpoint import inspect, load, save
@@ -109,54 +113,6 @@ def tflearn(fn: Any, name: str) -> Owner:
 
     owner_class: Callable[..., Owner] = bridges.TFLEARN.load()
     return owner_class(fn, name=name)
-
-
-def port(
-    checkpoint: str,
-    recipe: str | Any,
-    *,
-    keep_background: bool = False,
-    input_shape: Sequence[int] | None = None,
-    scope: str | None = None,
-    strict: bool = True,
-    dry_run: bool = False,
-    verify: bool = False,
-    rtol: float = 1e-5,
-    output: str | None = None,
-    progress: bool = False,
-    batch: int = 2,
-    seed: int = 0,
-    rules: Any = None,
-) -> tuple[Any, Any]:
-    """Port a TF-Slim checkpoint into a Keras 3 model: returns ``(model, PortReport)``.
-
-    `recipe` is a registered recipe name (``"slim:vgg_16"``) or a `Recipe`. The options
-    are those of `tfunite.porting.port` (see its docstring): `keep_background` keeps
-    class 0 of a 1001-class classifier; `input_shape` is ``(height, width, channels)``;
-    `scope` the net's top scope in the checkpoint; `strict` refuses checkpoint entries
-    that map to no weight; `dry_run` only plans; `verify` compares with Slim within
-    `rtol`; `output` writes a ``.keras`` file atomically; `progress` shows the phases on
-    stderr; `batch`/`seed` make the verification inputs; `rules` (default
-    `tfunite.TRAINING_STATE`) says which extra entries to leave out on purpose.
-    """
-    from tfunite.porting import port as _port
-
-    return _port(
-        checkpoint,
-        recipe,
-        keep_background=keep_background,
-        input_shape=input_shape,
-        scope=scope,
-        strict=strict,
-        dry_run=dry_run,
-        verify=verify,
-        rtol=rtol,
-        output=output,
-        progress=progress,
-        batch=batch,
-        seed=seed,
-        rules=rules,
-    )
 
 
 __all__ = [

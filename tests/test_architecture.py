@@ -41,8 +41,6 @@ ALLOWED_OUTSIDE = {
     ("records", "tfunite.bridges"),
     # tu.slim / tu.tflearn build their bridge's owner (lazy, inside the functions).
     ("__init__", "tfunite.bridges"),
-    # tu.port is porting's entry point (lazy, inside the function).
-    ("__init__", "tfunite.porting"),
     # tu.Optimizer("adam") builds a Keras 3 optimizer by name (tf_keras where keras is
     # Keras 2): the only framework core imports, and only when given a name.
     ("optimizer", "keras"),
