@@ -1,4 +1,4 @@
-"""Type-check tfunite's core/ and bridges/ with mypy, as the installed package sees them.
+"""Type-check tfunite's core/, bridges/ and interop/ with mypy, as the installed package sees them.
 
 setuptools maps the folders onto the package (`tfunite` is core/, `tfunite.bridges` is
 bridges/) and mypy cannot follow an editable install's import hook, so this script lays
@@ -17,7 +17,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYOUT = {"tfunite": ROOT / "core", "tfunite/bridges": ROOT / "bridges"}
+LAYOUT = {
+    "tfunite": ROOT / "core",
+    "tfunite/bridges": ROOT / "bridges",
+    "tfunite/interop": ROOT / "interop",
+}
 
 
 def lay_out(target: Path) -> dict[str, str]:
