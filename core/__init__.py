@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CheckpointError,
+    DistributeError,
     DuplicateVariablesError,
     GraphModeError,
     LoadError,
@@ -118,6 +119,7 @@ def tflearn(fn: Any, name: str) -> Owner:
 __all__ = [
     "Chain",
     "CheckpointError",
+    "DistributeError",
     "DropIndex",
     "DuplicateVariablesError",
     "Entry",

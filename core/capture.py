@@ -20,6 +20,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from .distribute import aggregation_for
 from .errors import OwnershipError
 
 _local = threading.local()
@@ -47,6 +48,11 @@ def capturing(owner: Any) -> Iterator[list[tf.Variable]]:
     created: list[tf.Variable] = []
 
     def creator(next_creator: Any, **kwargs: Any) -> Any:
+        # Inside strategy.scope() this runs before the strategy's own creator, which
+        # then makes the MirroredVariable recorded here (see distribute.py).
+        aggregation = aggregation_for(kwargs)
+        if aggregation is not None:
+            kwargs["aggregation"] = aggregation
         variable = next_creator(**kwargs)
         if current_owner() is owner:
             created.append(variable)

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from .aliases import normalize
+from .distribute import check_replicas, worker_scratch
 from .errors import CheckpointError, LoadError
 from .plan import Assign, OwnerLike, Step, assign_all, check_data, is_owner, plan
 from .readers import H5Reader, Reader, TFReader, object_paths, open_checkpoint
@@ -182,6 +183,10 @@ def save(
             f"Nothing to save to {path}: the owner has no variables. Fix: build it first "
             "(call it once or owner.initialize(example))."
         )
+    check_replicas(targets.items(), f"Saving to {path}")
+    scratch = worker_scratch(path, targets.items())  # distribute.py: multi-worker saves
+    if scratch is not None:
+        return scratch(lambda own_dir: save(owner, own_dir, session=session))
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:

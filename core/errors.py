@@ -61,3 +61,7 @@ def missing_dependency(package: str, extra: str, what: str) -> MissingDependency
         f"{what} needs the package {package!r}, which is not installed. "
         f"Fix: pip install 'tfunite[{extra}]' (or pip install {package})."
     )
+
+
+class DistributeError(TfuniteError):
+    """An owner or optimizer would train wrong under a `tf.distribute` strategy."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from . import distribute
 from .capture import capturing
 from .errors import GraphModeError, NotBuiltError
 from .owner import Owner, check_name
@@ -125,7 +126,12 @@ class Optimizer(Owner):
         var_list = self._var_list()
         self._refs = {id(v): n for n, v in self.owner.variables.items()}
         self._built_for = [id(v) for v in var_list]
-        with capturing(self) as created:
+        where = f"Optimizer {self.name!r} over {self.owner.name!r}"
+        strategy = distribute.variables_strategy(where, self.owner.variables.items())
+        distribute.check_optimizer(self.name, self.kind, self.optimizer, strategy)
+        distribute.check_aggregation(where, self.owner.variables.items())
+        # Slots are created under the variables' strategy (mirrored like them).
+        with distribute.scope_of(strategy), capturing(self) as created:
             if self.kind == "sonnet":
                 if hasattr(self.optimizer, "_initialize"):
                     self.optimizer._initialize(var_list)
@@ -164,6 +170,8 @@ class Optimizer(Owner):
                 f"Optimizer {self.name!r}: no gradient for {missing}. The loss does not depend "
                 "on these variables. Fix: check the loss uses this owner's outputs, or freeze them."
             )
+        if tf.distribute.has_strategy():
+            distribute.check_step(self.name, self.owner.name, self.owner.variables.items())
         if self.kind == "keras":
             self.optimizer.apply(grads, var_list)
         elif self.kind == "tf_keras":
