@@ -1,8 +1,8 @@
 """The runnable examples, run as a user runs them: fresh processes, short schedules.
 
-`examples/manifesto.py` (TF1 Session and `--eager`) and `examples/mixed_model.py` each
-check their own claims and exit 0 only if they hold; here they run with fewer steps
-and the key lines of their output are checked too.
+`examples/manifesto.py` (TF1 Session and `--eager`), `examples/mixed_model.py` and
+`examples/distributed.py` each check their own claims and exit 0 only if they hold; here
+they run with fewer steps and the key lines of their output are checked too.
 """
 
 from __future__ import annotations
@@ -91,3 +91,16 @@ def test_gan_resumes_bit_for_bit(tmp_path):
     out = run_example("gan.py", tmp_path=tmp_path)
     assert "losses identical bit for bit" in out
     assert abs(number(r"generated mean (-?[\d.]+)", out) - 4.0) < 0.5
+
+
+def test_distributed(tmp_path):
+    """Two MultiWorkerMirroredStrategy workers on localhost: worker 1 killed mid-run, both
+    restarted from the chief's checkpoint, compared with one process (the example exits 0
+    only if every loss and the final checkpoint agree to atol 1e-5 and nothing is left)."""
+    pytest.importorskip("sonnet")
+    out = run_example("distributed.py", "--steps", "4", tmp_path=tmp_path, timeout=480)
+    assert "run 1: worker 1 killed after step 3; last checkpoint ckpt-1" in out
+    assert "run 2: resumed at step 3, finished step 4" in out
+    assert "checkpoint vs one process: 20 variables" in out
+    assert re.search(r"^OK in", out, re.M)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt"]  # no scratch directory of worker 1
