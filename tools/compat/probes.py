@@ -48,6 +48,8 @@ FEATURE_DOCS: dict[str, str] = {
     "native": "the framework's own checkpoint formats load through tu.load exactly",
     "golden": "the checked-in golden checkpoints (tests/golden/<bridge>) load exactly",
     "port": "tu.port turns a Slim checkpoint into a Keras 3 model with the same outputs",
+    "distribute": "MirroredStrategy (2 logical CPUs): a strategy.run step equals one device; "
+    "tu.save keys and values as without",
 }
 FEATURES: tuple[str, ...] = tuple(FEATURE_DOCS)
 
@@ -516,3 +518,7 @@ def coverage_gaps(bridges: Sequence[str] | None = None) -> list[tuple[str, str]]
         for f in FEATURES
         if (b, f) not in PROBES and (b, f) not in NOT_PROBED
     ]
+
+
+# Probes of other areas, in modules of their own (registered on import).
+from . import probes_distribute  # noqa: E402, F401

@@ -110,6 +110,10 @@ def worker(bridge: str, features: Sequence[str]) -> int:
     execution switched off): the runner continues in a fresh process.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "distribute" in features:  # two logical CPUs, before TensorFlow initialises
+        from .probes_distribute import prepare
+
+        prepare()
     gate = _gate(bridge)
     for feature in features:
         if gate is not None and (bridge, feature) not in NOT_PROBED:
