@@ -14,6 +14,9 @@ it and refuses the combinations that would silently train wrong:
   replicas' updates**: each replica normalizes with its own shard's batch statistics
   (TensorFlow's default; use a synchronized BatchNorm of the framework for global-batch
   statistics) and the moving averages move by the mean of the replicas' steps.
+  Variables created before their owner ran (a Keras model built at construction by
+  `keras.Input`) keep the framework's aggregation; if their replicas drift apart,
+  `tu.save` refuses them (`check_replicas`) rather than write one replica's copy.
 - **Gradients are all-reduced exactly once**, by the wrapped optimizer: Keras 3 and
   tf_keras optimizers sum the replicas' gradients themselves inside `apply`; tfunite
   adds no reduction of its own. Sonnet optimizers do not reduce (Sonnet leaves it to
@@ -153,33 +156,7 @@ def check_optimizer(name: str, kind: str, optimizer: Any, strategy: Any | None) 
         )
 
 
-def check_aggregation(where: str, named: Iterable[tuple[str, Any]]) -> None:
-    """Refuse float non-trainable mirrored variables with aggregation NONE (created
-    before their owner ran, so `aggregation_for` never saw them): a replica's update of
-    one would change its own copy only."""
-    loose = [
-        n
-        for n, v in named
-        if _strategy(v) is not None
-        and getattr(v, "synchronization", None) != tf.VariableSynchronization.ON_READ
-        and not v.trainable
-        and v.dtype.is_floating
-        and v.aggregation == tf.VariableAggregation.NONE
-        and len(getattr(v, "values", ())) > 1
-    ]
-    if loose:
-        shown = ", ".join(loose[:3]) + (", ..." if len(loose) > 3 else "")
-        raise DistributeError(
-            f"{where}: non-trainable variables {shown} are mirrored with aggregation NONE: "
-            "each replica's update (BatchNorm moving statistics) would change its own copy "
-            "only and the replicas would silently disagree. Expected them created during "
-            "the owner's first call inside strategy.scope() (tfunite gives them MEAN). "
-            "They were created earlier, e.g. by a Keras model built at construction "
-            "(keras.Input). Fix: build the model on its first call through the owner "
-            "(leave out keras.Input and call owner.initialize(example) inside the scope)."
-        )
-
-
+@tf.autograph.experimental.do_not_convert  # plain Python checks, run while tracing
 def check_step(name: str, owner: str, named: Iterable[tuple[str, Any]]) -> None:
     """Inside `strategy.run`, every variable stepped must be distributed by that strategy."""
     if tf.distribute.in_cross_replica_context():
@@ -217,9 +194,11 @@ def check_replicas(named: Iterable[tuple[str, Any]], where: str) -> None:
         raise DistributeError(
             f"{where}: the replicas disagree on {shown}: expected every copy of a mirrored "
             "variable to hold the same value. A replica updated its own copy only (a "
-            "variable created with aggregation NONE and assigned inside strategy.run). "
-            "Fix: create the variable inside an owner's call under strategy.scope() (tfunite "
-            "gives it MEAN aggregation) or with an explicit aggregation; nothing was saved."
+            "variable created with aggregation NONE and assigned inside strategy.run, such "
+            "as the BatchNorm statistics of a Keras model built by keras.Input before its "
+            "owner ran). Fix: create the variable during the owner's first call inside "
+            "strategy.scope() (tfunite gives it MEAN aggregation; for Keras leave out "
+            "keras.Input), or give it an explicit aggregation; nothing was saved."
         )
 
 

@@ -129,7 +129,6 @@ class Optimizer(Owner):
         where = f"Optimizer {self.name!r} over {self.owner.name!r}"
         strategy = distribute.variables_strategy(where, self.owner.variables.items())
         distribute.check_optimizer(self.name, self.kind, self.optimizer, strategy)
-        distribute.check_aggregation(where, self.owner.variables.items())
         # Slots are created under the variables' strategy (mirrored like them).
         with distribute.scope_of(strategy), capturing(self) as created:
             if self.kind == "sonnet":

@@ -49,9 +49,12 @@ def test_batchnorm_statistics_are_the_mean_of_the_replicas_updates(mirrored):
     # ...and every replica's copy equals it (float32 tolerance, relative for the large
     # debiased Sonnet averages: checked with assert_allclose in the fresh process).
     assert all(v <= 2e-5 for v in diff.values()), diff
+    # A Keras model built by keras.Input before its owner ran keeps aggregation NONE:
+    # its replicas drift and tu.save refuses (asserted in the fresh process).
+    assert mirrored["keras_input_bn"] == "refused at save"
 
 
 def test_refusals(mirrored):
-    # Seven refusals asserted with pytest.raises(match=...) in the fresh process, each
+    # Five refusals asserted with pytest.raises(match=...) in the fresh process, each
     # followed by a check that nothing changed (see tests/distribute_case.py:refusals).
-    assert mirrored["refusals"] == 7
+    assert mirrored["refusals"] == 5
