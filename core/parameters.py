@@ -78,6 +78,14 @@ class Parameters(Owner):
 
     def _require_built(self) -> None:
         missing = [k for k, c in self._children.items() if not c.built]
+        unbuilt_optimizers = [k for k in missing if hasattr(self._children[k], "optimizer")]
+        if unbuilt_optimizers and len(unbuilt_optimizers) == len(missing):
+            key = unbuilt_optimizers[0]
+            raise NotBuiltError(
+                f"Parameters {self.name!r}: optimizers {unbuilt_optimizers} have no slots "
+                f"yet. Fix: {self.name}['{key}'].build() once its owner is built (its first "
+                "minimize/apply or tu.load builds it too)."
+            )
         if missing:
             raise NotBuiltError(
                 f"Parameters {self.name!r}: children {missing} have no variables yet. "
@@ -110,6 +118,10 @@ class Parameters(Owner):
         for child in self._children.values():
             child.initialize(session=session)
         return self
+
+    def _build_deferred(self) -> None:
+        for child in self._children.values():
+            child._build_deferred()
 
     def leaves(self, prefix: str = "") -> Iterator[tuple[str, Owner]]:
         for key, child in self._children.items():
