@@ -48,6 +48,10 @@ FEATURE_DOCS: dict[str, str] = {
     "native": "the framework's own checkpoint formats load through tu.load exactly",
     "golden": "the checked-in golden checkpoints (tests/golden/<bridge>) load exactly",
     "port": "tu.port turns a Slim checkpoint into a Keras 3 model with the same outputs",
+    "checkpoint_interop": "tf.train.Checkpoint(model=owner) restores it and tu.save dirs "
+    "with assert_consumed()",
+    "export": "tu.export SavedModel: serving_default equals the owner, canonical variable names",
+    "onnx": "tu.export(format='onnx') via tf2onnx equals the owner in onnxruntime (1e-5 rel)",
 }
 FEATURES: tuple[str, ...] = tuple(FEATURE_DOCS)
 
@@ -516,3 +520,7 @@ def coverage_gaps(bridges: Sequence[str] | None = None) -> list[tuple[str, str]]
         for f in FEATURES
         if (b, f) not in PROBES and (b, f) not in NOT_PROBED
     ]
+
+
+# Probes in their own modules (registered on import, after the registry above exists).
+from . import probes_export  # noqa: E402, F401
