@@ -120,6 +120,10 @@ def _select(
 class Optimizer(Owner):
     """An optimizer that owns its variables.
 
+    `include`/`exclude` (a regex or a list, searched in canonical names) train part of
+    the owner, e.g. ``include=r"^head/"`` over a frozen trunk; `include` matching no
+    trainable variable is an error.
+
     >>> import keras
     >>> model = tu.wrap(keras.Sequential([keras.layers.Dense(1)]), name="model")
     >>> _ = model.initialize(np.zeros([1, 2], np.float32))

@@ -87,10 +87,18 @@ class Parameters(Owner):
                 "minimize/apply or tu.load builds it too)."
             )
         if missing:
+            models = [k for k in missing if k not in unbuilt_optimizers]
+            then = (
+                f", then build the optimizers {unbuilt_optimizers} (opt.build(), or their "
+                "first minimize/apply, or tu.load)"
+                if unbuilt_optimizers
+                else ""
+            )
             raise NotBuiltError(
                 f"Parameters {self.name!r}: children {missing} have no variables yet. "
-                "Fix: call each child once (or child.initialize(example)) before asking "
-                "for the variables of the whole."
+                f"Fix: call each child once (or child.initialize(example)) before asking "
+                f"for the variables of the whole{' (models ' + str(models) + ')' if then else ''}"
+                f"{then}."
             )
 
     def _collect(self) -> list[tuple[str, tf.Variable, bool]]:

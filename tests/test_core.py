@@ -516,7 +516,13 @@ def test_unbuilt_optimizer_errors_name_the_call_that_builds_it():
         opt.build()
     with pytest.raises(tu.NotBuiltError, match=r"Optimizer 'optimizer' has no slots yet\. Fix: "):
         opt.variables
-    params = tu.Parameters("run", opt=opt)
+    params = tu.Parameters("run", m=owner, opt=opt)
+    with pytest.raises(
+        tu.NotBuiltError,
+        match=r"children \['m', 'opt'\] have no variables yet\. Fix: call each child .*"
+        r"\(models \['m'\]\), then build the optimizers \['opt'\] \(opt\.build\(\)",
+    ):
+        params.variables
     owner(models.example())
     with pytest.raises(tu.NotBuiltError, match=r"optimizers \['opt'\] have no slots yet\. Fix: "):
         params.variables
