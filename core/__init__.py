@@ -41,6 +41,8 @@ _LAZY = {
     "wrap": ".registry",
     # tu.port is porting's own function (its full signature and docstring in help()).
     "port": "tfunite.porting",
+    # tu.export is interop's (SavedModel / ONNX export), loaded on first use.
+    "export": "tfunite.interop.export",
     **dict.fromkeys(
         (
             "Chain",
@@ -59,6 +61,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tfunite.interop.export import export
     from tfunite.porting import port
 
     from .capture import strict
@@ -141,6 +144,7 @@ __all__ = [
     "TfuniteError",
     "Transform",
     "Transpose",
+    "export",
     "inspect",
     "load",
     "port",

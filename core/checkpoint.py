@@ -89,6 +89,9 @@ def load(
         LoadError: the plan is not clean (nothing assigned); its message lists what.
         CheckpointError: unreadable, truncated or corrupt checkpoint (nothing assigned).
     """
+    # An optimizer with no slots yet builds them now (as tf.train.Checkpoint's deferred
+    # restore does): build -> make optimizers -> load -> train resumes exactly.
+    getattr(owner, "_build_deferred", lambda: None)()
     reader = open_checkpoint(path)
     try:
         names, outside, absent = normalize(reader, owner)
@@ -206,11 +209,12 @@ def save(
                 "Saving in a TF1 graph needs the Session that holds the variables. "
                 "Fix: owner.save(path, session=sess)."
             )
+        extra_names, extra = _trackable_tensors(names)
         tf.raw_ops.SaveV2(
             prefix=prefix,
-            tensor_names=names,
-            shape_and_slices=[""] * len(names),
-            tensors=[v.read_value() for v in variables],
+            tensor_names=[*extra_names, *names],
+            shape_and_slices=[""] * (len(names) + len(extra)),
+            tensors=[*extra, *(v.read_value() for v in variables)],
         )
     else:
         cache = _graph_ops(session.graph)
@@ -218,11 +222,12 @@ def save(
         if key not in cache:
             with session.graph.as_default():
                 ph = tf.compat.v1.placeholder(tf.string, [])
+                extra_names, extra = _trackable_tensors(names)
                 op = tf.raw_ops.SaveV2(
                     prefix=ph,
-                    tensor_names=names,
-                    shape_and_slices=[""] * len(names),
-                    tensors=[v.read_value() for v in variables],
+                    tensor_names=[*extra_names, *names],
+                    shape_and_slices=[""] * (len(names) + len(extra)),
+                    tensors=[*extra, *(v.read_value() for v in variables)],
                 )
                 cache[key] = (ph.name, op.name)
         ph, op = cache[key]
@@ -240,6 +245,41 @@ def save(
         if not os.path.basename(old).startswith(os.path.basename(prefix) + "."):
             os.remove(old)
     return prefix
+
+
+# The bundle's keys are canonical names; beside them, TF's object graph (the key
+# `tf.train.Checkpoint` reads first) says: the root's child "model" (the owner) has one
+# child per variable, named by its canonical name, whose value is stored under that same
+# canonical key (Owner's children restore from any key), and the root's "save_counter"
+# is 1. So `tf.train.Checkpoint(model=owner).restore(...)
+# .assert_consumed()` works on a tu.save directory, while name-based readers (tu.load,
+# `tf.train.load_checkpoint`, TF1 `Saver`) see canonical keys.
+_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_SAVE_COUNTER = "save_counter/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _object_graph(names: list[str]) -> bytes:
+    from tensorflow.core.protobuf import trackable_object_graph_pb2 as pb
+
+    graph = pb.TrackableObjectGraph()
+    root, owner, counter = graph.nodes.add(), graph.nodes.add(), graph.nodes.add()
+    root.children.add(node_id=1, local_name="model")
+    root.children.add(node_id=2, local_name="save_counter")
+    counter.attributes.add(
+        name="VARIABLE_VALUE", full_name="save_counter", checkpoint_key=_SAVE_COUNTER
+    )
+    for i, name in enumerate(names):
+        owner.children.add(node_id=3 + i, local_name=name)
+        node = graph.nodes.add()
+        node.attributes.add(name="VARIABLE_VALUE", full_name=name, checkpoint_key=name)
+    return graph.SerializeToString()
+
+
+def _trackable_tensors(names: list[str]) -> tuple[list[str], list[tf.Tensor]]:
+    """The extra keys and tensors of the object graph (see above); written first, so the
+    data file ends with the variables' data, as before."""
+    graph = tf.constant(_object_graph(names))
+    return [_OBJECT_GRAPH, _SAVE_COUNTER], [graph, tf.constant(1, tf.int64)]
 
 
 # ============================================================================ inspect

@@ -74,8 +74,56 @@ def _is_variable(v: Any) -> bool:
     )
 
 
+def _patterns(value: str | list[str] | None, what: str) -> list[re.Pattern[str]]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        try:
+            out.append(re.compile(item))
+        except (re.error, TypeError) as e:
+            raise ValueError(
+                f"tu.Optimizer {what}={item!r} is not a regular expression ({e}). Expected "
+                "regexes over canonical names. Fix: e.g. include=r'^head/'."
+            ) from None
+    return out
+
+
+def _select(
+    owner: Owner, include: list[re.Pattern[str]], exclude: list[re.Pattern[str]], name: str
+) -> list[tf.Variable]:
+    """The owner's trainable variables matching `include` (any, searched in the
+    canonical name; all when empty) and no `exclude` pattern, in the owner's order."""
+    trainable = {id(v) for v in owner.trainable_variables}
+    names = [(n, v) for n, v in owner.variables.items() if id(v) in trainable]
+    chosen = [
+        v
+        for n, v in names
+        if (not include or any(p.search(n) for p in include))
+        and not any(p.search(n) for p in exclude)
+    ]
+    if not chosen:
+        given = ", ".join(
+            f"{w}={[p.pattern for p in ps]}"
+            for w, ps in (("include", include), ("exclude", exclude))
+            if ps
+        )
+        raise ValueError(
+            f"Optimizer {name!r}: {given} selects none of the {len(names)} trainable "
+            f"variables of {owner.name!r} ({', '.join(n for n, _ in names[:6])}"
+            f"{', ...' if len(names) > 6 else ''}). Fix: use regexes that match these "
+            "canonical names (searched anywhere in the name)."
+        )
+    return chosen
+
+
 class Optimizer(Owner):
     """An optimizer that owns its variables.
+
+    `include`/`exclude` (a regex or a list, searched in canonical names) train part of
+    the owner, e.g. ``include=r"^head/"`` over a frozen trunk; `include` matching no
+    trainable variable is an error.
 
     >>> import keras
     >>> model = tu.wrap(keras.Sequential([keras.layers.Dense(1)]), name="model")
@@ -91,9 +139,21 @@ class Optimizer(Owner):
     framework = "optimizer"
 
     def __init__(
-        self, optimizer: Any, owner: Owner, name: str | None = None, **kwargs: Any
+        self,
+        optimizer: Any,
+        owner: Owner,
+        name: str | None = None,
+        include: str | list[str] | None = None,
+        exclude: str | list[str] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(check_name(name or "optimizer"))
+        check_name(name or "optimizer")
+        # Validated before anything is made: a refused optimizer leaves no trace.
+        self._include = _patterns(include, "include")
+        self._exclude = _patterns(exclude, "exclude")
+        if owner.built:
+            _select(owner, self._include, self._exclude, name or "optimizer")
+        super().__init__(name or "optimizer")
         if isinstance(optimizer, str):
             # Built inside the owner's capture: its step counter and learning rate are
             # this owner's variables (also under tu.strict()).
@@ -115,14 +175,25 @@ class Optimizer(Owner):
         self.optimizer = optimizer
         self.owner = owner
 
-    # The owner's trainable variables at build time, in the owner's order.
+    # The variables it trains: the owner's trainable variables whose canonical names
+    # match `include` and not `exclude`, in the owner's order.
     def _var_list(self) -> list[tf.Variable]:
-        return self.owner.trainable_variables
+        if not self._include and not self._exclude:
+            return self.owner.trainable_variables
+        return _select(self.owner, self._include, self._exclude, self.name)
 
     def build(self) -> Optimizer:
-        """Create the slot variables and the step counter (idempotent)."""
+        """Create the slot variables and the step counter (idempotent); the owner must
+        be built. `minimize`, `apply` and `tu.load` call it."""
         if self.built:
             return self
+        if not self.owner.built:
+            raise NotBuiltError(
+                f"Optimizer {self.name!r} cannot create its slots: its owner "
+                f"{self.owner.name!r} has no variables yet. Fix: build the owner first "
+                f"({self.owner.name}(example) or {self.owner.name}.initialize(example)), "
+                f"then {self.name}.build() (or its first minimize/apply, or tu.load)."
+            )
         var_list = self._var_list()
         self._refs = {id(v): n for n, v in self.owner.variables.items()}
         self._built_for = [id(v) for v in var_list]
@@ -147,8 +218,21 @@ class Optimizer(Owner):
             "tu.Optimizer is not called; use opt.minimize(loss_fn) or opt.apply(grads)."
         )
 
+    def _require_built(self) -> None:
+        if not self.built:
+            raise NotBuiltError(
+                f"Optimizer {self.name!r} has no slots yet. Fix: call {self.name}.build() "
+                f"once its owner {self.owner.name!r} is built (minimize, apply and tu.load "
+                "build it too)."
+            )
+
+    def _build_deferred(self) -> None:
+        if not self.built and self.owner.built:
+            self.build()
+
     def apply(self, grads: list[Any]) -> None:
-        """Apply `grads`, given in the order of `owner.trainable_variables`."""
+        """Apply `grads`, given in the order of the variables it trains (the owner's
+        `trainable_variables`, filtered by `include`/`exclude`)."""
         self.build()
         var_list = self._var_list()
         if [id(v) for v in var_list] != self._built_for:
@@ -160,8 +244,9 @@ class Optimizer(Owner):
         if len(grads) != len(var_list):
             raise ValueError(
                 f"Optimizer {self.name!r}: got {len(grads)} gradients for {len(var_list)} "
-                f"trainable variables of {self.owner.name!r}. Fix: pass one gradient per "
-                "variable, in the order of owner.trainable_variables (or use minimize)."
+                f"trainable variables it trains in {self.owner.name!r}. Fix: pass one "
+                "gradient per variable, in the order of owner.trainable_variables (filtered "
+                "by include/exclude), or use minimize."
             )
         missing = [self._refs[id(v)] for g, v in zip(grads, var_list) if g is None]
         if missing:

@@ -27,7 +27,9 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import tensorflow as tf
+from tensorflow.python.trackable import base as _trackable
 
 from .capture import capturing, register_owner
 from .errors import DuplicateVariablesError, GraphModeError, NotBuiltError
@@ -55,7 +57,25 @@ def outer_graph() -> tf.Graph | None:
     return graph
 
 
-class Owner:
+def as_tensors(inputs: Any) -> Any:
+    """numpy arrays (anywhere in a nest) as tensors, float64 as float32, as Keras layers
+    take them (TF-Slim and TFLearn code calls `inputs.get_shape()`); the rest as is."""
+
+    def convert(x: Any) -> Any:
+        if isinstance(x, (np.ndarray, np.generic)):
+            return tf.convert_to_tensor(x.astype(np.float32) if x.dtype == np.float64 else x)
+        return x
+
+    return tf.nest.map_structure(convert, inputs)
+
+
+def _spec_of(x: Any) -> tf.TensorSpec | None:
+    if isinstance(x, (tf.Tensor, tf.Variable)):
+        return tf.TensorSpec(x.shape, x.dtype)
+    return None
+
+
+class Owner(_trackable.Trackable):
     """Owns the variables of one component. See the module docstring for the hooks."""
 
     framework: ClassVar[str] = "tfunite"
@@ -118,6 +138,7 @@ class Owner:
     def __call__(self, inputs: Any, training: bool = False) -> Any:
         """Forward pass; creates variables on the first call."""
         self._check_graph()
+        inputs = as_tensors(inputs)
         with capturing(self) as created:
             outputs = self._forward(inputs, training)
         if not self.built:
@@ -125,6 +146,8 @@ class Owner:
             self._check_unique()
             self._check_all_owned(created)
             self._graph = outer_graph()
+            # What it was built on, for checks such as tu.export's signature.
+            self._input_spec = tf.nest.map_structure(_spec_of, inputs)
             self.built = True
         elif created:
             names = ", ".join(sorted(canonical(v.name) for v in created))
@@ -263,6 +286,37 @@ class Owner:
             dry_run=dry_run,
         )
 
+    # ------------------------------------------------------------------ trackable
+    # An owner is a TensorFlow trackable whose dependencies are its variables keyed by
+    # canonical name: `tf.train.Checkpoint(model=owner)` writes `model/dense.Skernel/...`
+    # and `tf.saved_model.save(owner, ...)` holds the variables themselves (so traced
+    # functions capture them). In a checkpoint each variable is reached through a
+    # `_VariableRef`, which restores from any checkpoint key: that is how a tu.save
+    # bundle (keys = canonical names, plus an object graph) restores through
+    # `tf.train.Checkpoint` too. A plain Trackable, not AutoTrackable: attributes
+    # holding lists and dicts stay as they are, and `name` is the owner's own.
+    def _build_deferred(self) -> None:
+        """Create what can be created without an input (an optimizer's slots once its
+        owner is built), as TF's deferred restore does; nothing for most owners."""
+
+    def _trackable_children(
+        self, save_type: Any = "checkpoint", **kwargs: Any
+    ) -> dict[str, _trackable.Trackable]:
+        self._build_deferred()
+        if not self.built:
+            return {}
+        variables = {name: var for name, var, _ in self._collect()}
+        if str(getattr(save_type, "value", save_type)) == "savedmodel":
+            return dict(variables)
+        refs: dict[int, _VariableRef] = self.__dict__.setdefault("_variable_refs", {})
+        out: dict[str, _trackable.Trackable] = {}
+        for name, var in variables.items():
+            ref = refs.get(id(var))
+            if ref is None or ref.variable is not var:
+                ref = refs[id(var)] = _VariableRef(var)
+            out[name] = ref
+        return out
+
     # ------------------------------------------------------------------ helpers
     def _graph_op(self, key: Any, make: Any) -> Any:
         """Build a TF1 graph op once per owner and graph (no graph growth per call)."""
@@ -280,3 +334,20 @@ class Owner:
     def __repr__(self) -> str:
         state = f"{len(self._collect())} variables" if self.built else "not built"
         return f"<{type(self).__name__} {self.name!r} ({self.framework}, {state})>"
+
+
+class _VariableRef(_trackable.Trackable):
+    """A variable in an owner's checkpoint: saves and restores `variable` under whatever
+    key the checkpoint names (TF's own variables restore only from keys of the form
+    `<path>/.ATTRIBUTES/VARIABLE_VALUE`, which a tu.save bundle does not use)."""
+
+    def __init__(self, variable: tf.Variable) -> None:
+        self.variable = variable
+
+    def _gather_saveables_for_checkpoint(self) -> dict[str, Any]:
+        from tensorflow.python.training.saving import saveable_object_util
+
+        def make(name: str) -> list[Any]:
+            return list(saveable_object_util.saveable_objects_for_op(self.variable, name))
+
+        return {"VARIABLE_VALUE": make}

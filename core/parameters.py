@@ -78,11 +78,27 @@ class Parameters(Owner):
 
     def _require_built(self) -> None:
         missing = [k for k, c in self._children.items() if not c.built]
+        unbuilt_optimizers = [k for k in missing if hasattr(self._children[k], "optimizer")]
+        if unbuilt_optimizers and len(unbuilt_optimizers) == len(missing):
+            key = unbuilt_optimizers[0]
+            raise NotBuiltError(
+                f"Parameters {self.name!r}: optimizers {unbuilt_optimizers} have no slots "
+                f"yet. Fix: {self.name}['{key}'].build() once its owner is built (its first "
+                "minimize/apply or tu.load builds it too)."
+            )
         if missing:
+            models = [k for k in missing if k not in unbuilt_optimizers]
+            then = (
+                f", then build the optimizers {unbuilt_optimizers} (opt.build(), or their "
+                "first minimize/apply, or tu.load)"
+                if unbuilt_optimizers
+                else ""
+            )
             raise NotBuiltError(
                 f"Parameters {self.name!r}: children {missing} have no variables yet. "
-                "Fix: call each child once (or child.initialize(example)) before asking "
-                "for the variables of the whole."
+                f"Fix: call each child once (or child.initialize(example)) before asking "
+                f"for the variables of the whole{' (models ' + str(models) + ')' if then else ''}"
+                f"{then}."
             )
 
     def _collect(self) -> list[tuple[str, tf.Variable, bool]]:
@@ -110,6 +126,10 @@ class Parameters(Owner):
         for child in self._children.values():
             child.initialize(session=session)
         return self
+
+    def _build_deferred(self) -> None:
+        for child in self._children.values():
+            child._build_deferred()
 
     def leaves(self, prefix: str = "") -> Iterator[tuple[str, Owner]]:
         for key, child in self._children.items():

@@ -26,6 +26,8 @@ from .naming import canonical
 
 _OBJ_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _OBJ_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+# What tu.save writes beside the canonical keys for tf.train.Checkpoint (checkpoint.py).
+_TU_KEYS = {_OBJ_GRAPH, "save_counter/.ATTRIBUTES/VARIABLE_VALUE"}
 
 
 class Reader:
@@ -78,7 +80,11 @@ class TFReader(Reader):
         self.prefix = path
         self.v2 = os.path.exists(path + ".index")
         self._keys: dict[str, str] = {}
-        if _OBJ_GRAPH in shapes:
+        # tu.save also writes an object graph (for tf.train.Checkpoint) over canonical
+        # keys: object-based means keys that are object paths.
+        if _OBJ_GRAPH in shapes and any(
+            key.endswith(_OBJ_SUFFIX) and key not in _TU_KEYS for key in shapes
+        ):
             self.fmt, self.kind = "object", "tf-object"
             for key in shapes:
                 if key.endswith(_OBJ_SUFFIX) and "/.OPTIMIZER_SLOT/" not in key:
@@ -86,8 +92,11 @@ class TFReader(Reader):
         else:
             self.kind = "tf-v2" if self.v2 else "tf-v1"
             self._keys = {key: key for key in shapes}
+        # tu.save's object graph is not an entry, but its data is checked with the rest.
+        self._extras = [key for key in _TU_KEYS if key in shapes and self.fmt == "name"]
         for name, key in self._keys.items():
-            self.entries[name] = (tuple(shapes[key]), np.dtype(dtypes[key].as_numpy_dtype))
+            if name not in self._extras:
+                self.entries[name] = (tuple(shapes[key]), np.dtype(dtypes[key].as_numpy_dtype))
         self._all = {k: (tuple(shapes[k]), dtypes[k]) for k in shapes}
         self._bundle: Bundle | None = None
         self._checked: set[str] = set()  # names whose bytes `check` verified in the bundle
@@ -131,6 +140,14 @@ class TFReader(Reader):
         for shape, dtype in self._all.values():
             if dtype != tf.string:
                 numeric += int(np.prod(shape, dtype=np.int64)) * dtype.size
+        if self._extras:  # and tu.save's object graph (a string: its size is indexed)
+            try:
+                self._bundle = self._bundle or Bundle(self.prefix)
+                numeric += sum(
+                    self._bundle.entries[k].size for k in self._extras if k == _OBJ_GRAPH
+                )
+            except (Unsupported, ImportError, KeyError):
+                pass
         have = sum(os.path.getsize(s) for s in shards)
         if have < numeric:
             raise CheckpointError(
@@ -149,6 +166,7 @@ class TFReader(Reader):
         bundle.py does not read, an exotic dtype) is read once through TensorFlow, which
         checks it, and dropped: all-or-nothing still, at the cost of a second read.
         """
+        names = [*names, *(e for e in self._extras if e not in names)]
         rest = names
         if self.v2:
             try:

@@ -458,3 +458,122 @@ def test_training_state_rules_compose_with_an_assignment_map_in_stages():
     assert target is None  # renamed by the map, then dropped as a slot
     assert [r.training_state for r in chain.rules] == [False, True]
     assert rules.apply("net/conv/weights")[0] == "features/conv/weights"
+
+
+# ---------------------------------------------------------------- issue 10: training ergonomics
+def test_optimizer_include_exclude_trains_part_of_an_owner():
+    """Only the selected variables move; an excluded variable with no gradient is fine,
+    the same variable in the trained set is an error."""
+
+    class Head(tf.Module):
+        def __init__(self):
+            super().__init__(name="head")
+            self.base = tf.Variable(tf.ones([6, 4]))
+            self.top = tf.Variable(tf.ones([4, 2]))
+            self.unused = tf.Variable(tf.ones([2]))
+
+        def __call__(self, x):
+            return (x @ self.base) @ self.top
+
+    owner = tu.wrap(Head(), name="h")
+    x = models.example()
+    owner(x)
+    before = {k: v.numpy().copy() for k, v in owner.variables.items()}
+    opt = tu.Optimizer("sgd", owner, include=r"^top$", learning_rate=0.1)
+    opt.minimize(lambda: tf.reduce_mean(owner(x) ** 2))
+    after = {k: v.numpy() for k, v in owner.variables.items()}
+    assert not np.array_equal(after["top"], before["top"])
+    np.testing.assert_array_equal(after["base"], before["base"])
+    assert [n.split("/", 1)[-1] for n in opt.variables if "/" in n] == []  # sgd: no slots
+    tu.Optimizer("sgd", owner, exclude=["unused"]).minimize(lambda: tf.reduce_mean(owner(x)))
+    with pytest.raises(ValueError, match=r"no gradient for \['unused'\]"):
+        tu.Optimizer("sgd", owner).minimize(lambda: tf.reduce_mean(owner(x)))
+
+
+def test_optimizer_include_errors_change_nothing():
+    owner = tu.wrap(models.sonnet_mlp(), name="m")
+    owner(models.example())
+    with pytest.raises(
+        ValueError,
+        match=r"include=\['\^head/'\] selects none of the 4 trainable variables of 'm' "
+        r"\(mlp/linear_0/b, mlp/linear_0/w, .*Fix: use regexes",
+    ):
+        tu.Optimizer("adam", owner, include="^head/")
+    with pytest.raises(ValueError, match=r"include='\(' is not a regular expression .*Fix: e.g."):
+        tu.Optimizer("adam", owner, include="(")
+    unbuilt = tu.wrap(models.sonnet_mlp(), name="later")
+    opt = tu.Optimizer("adam", unbuilt, include="nothing")  # checked once it is built
+    unbuilt(models.example())
+    with pytest.raises(ValueError, match=r"selects none"):
+        opt.build()
+    assert not opt.built
+
+
+def test_unbuilt_optimizer_errors_name_the_call_that_builds_it():
+    owner = tu.wrap(models.sonnet_mlp(), name="m")
+    opt = tu.Optimizer("adam", owner)
+    with pytest.raises(tu.NotBuiltError, match=r"owner 'm' has no variables yet.*then optimizer"):
+        opt.build()
+    with pytest.raises(tu.NotBuiltError, match=r"Optimizer 'optimizer' has no slots yet\. Fix: "):
+        opt.variables
+    params = tu.Parameters("run", m=owner, opt=opt)
+    with pytest.raises(
+        tu.NotBuiltError,
+        match=r"children \['m', 'opt'\] have no variables yet\. Fix: call each child .*"
+        r"\(models \['m'\]\), then build the optimizers \['opt'\] \(opt\.build\(\)",
+    ):
+        params.variables
+    owner(models.example())
+    with pytest.raises(tu.NotBuiltError, match=r"optimizers \['opt'\] have no slots yet\. Fix: "):
+        params.variables
+
+
+def _resume_run(seed):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = tu.wrap(models.keras_functional(), name="model")
+    model(models.example())
+    opt = tu.Optimizer("adam", model, learning_rate=1e-2)
+    return tu.Parameters("run", model=model, opt=opt), model, opt
+
+
+def test_build_make_optimizers_load_train_continues_bit_for_bit(tmp_path):
+    x = models.example(seed=3)
+    params, model, opt = _resume_run(0)
+    loss = lambda: tf.reduce_mean(model(x) ** 2)  # noqa: E731
+    for _ in range(3):
+        opt.minimize(loss)
+    tu.save(params, tmp_path)
+    for _ in range(2):
+        opt.minimize(loss)
+    want = {k: v.numpy() for k, v in params.variables.items()}
+    # A new process's order: build, make the optimizer (no slots yet), load, train.
+    resumed, model2, opt2 = _resume_run(1)
+    assert not opt2.built
+    report = tu.load(resumed, tmp_path)
+    assert opt2.built and not report.missing
+    for _ in range(2):
+        opt2.minimize(lambda: tf.reduce_mean(model2(x) ** 2))
+    got = {k: v.numpy() for k, v in resumed.variables.items()}
+    assert list(got) == list(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_owners_accept_numpy_inputs_as_keras_does():
+    """float64 numpy becomes float32 (Keras' autocast); Slim code calls get_shape()."""
+
+    def fn(inputs, is_training):
+        import tf_slim as slim
+
+        assert inputs.get_shape().as_list() == [4, 6]
+        return slim.fully_connected(inputs, 3, scope="fc")
+
+    owner = tu.slim(fn, name="np")
+    x64 = models.example().astype(np.float64)
+    y = owner(x64)
+    assert y.dtype == tf.float32
+    np.testing.assert_allclose(
+        np.asarray(y), np.asarray(owner(tf.constant(x64, tf.float32))), rtol=0, atol=0
+    )

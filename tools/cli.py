@@ -4,6 +4,7 @@
     tfunite inspect CKPT [--json]
     tfunite diff CKPT_A CKPT_B [--json]
     tfunite recipes
+    tfunite export module:factory models/net/1 --input-spec None,6 [--checkpoint DIR] [--format onnx]
     tfunite doctor ... / tfunite compat ...      (see their own --help)
 
 Exit codes: 0 success, 1 failure, 2 usage error (bad arguments, unknown recipe, a
@@ -117,6 +118,63 @@ def _open(path: str) -> Any:
     from tfunite.porting.checkpoint import open_reader
 
     return open_reader(path)
+
+
+def _input_spec(text: str) -> tuple[list[int | None], str]:
+    """`None,6` or `None,224,224,3:float32` -> (shape, dtype name)."""
+    shape_text, _, dtype = text.partition(":")
+    try:
+        shape = [None if d.strip() in ("None", "?", "") else int(d) for d in shape_text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a shape like None,6 or None,6:float32, got {text!r}"
+        ) from None
+    return shape, dtype or "float32"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import tensorflow as tf
+    import tfunite as tu
+
+    module_name, _, attr = args.factory.partition(":")
+    if not attr:
+        raise CliError(
+            f"expected FACTORY as module:function (e.g. mypkg.models:make_net), got "
+            f"{args.factory!r}",
+            EXIT_USAGE,
+        )
+    sys.path.insert(0, os.getcwd())
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise CliError(f"cannot load the factory {args.factory!r}: {e}", EXIT_USAGE) from None
+    finally:
+        sys.path.pop(0)
+    obj = factory()
+    owner = obj if isinstance(obj, tu.Owner) else tu.wrap(obj, name=attr)
+    try:
+        dtypes = [tf.as_dtype(dtype) for _, dtype in args.input_spec]
+    except TypeError as e:
+        raise CliError(f"unknown dtype in --input-spec: {e}", EXIT_USAGE) from None
+    specs = [tf.TensorSpec(shape, dt) for (shape, _), dt in zip(args.input_spec, dtypes)]
+    if not owner.built:
+        examples = [
+            tf.zeros([1 if d is None else d for d in s.shape.as_list()], s.dtype) for s in specs
+        ]
+        owner(examples[0] if len(examples) == 1 else examples)
+    if args.checkpoint:
+        tu.load(owner, args.checkpoint)
+    try:
+        path = tu.export(owner, args.output, specs, format=args.format, opset=args.opset)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    except ImportError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    if args.json:
+        print(json.dumps({"path": os.fspath(path), "format": args.format, "owner": owner.name}))
+    else:
+        print(f"exported {owner.name!r} ({len(owner.variables)} variables) to {path}")
+    return EXIT_OK
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -473,6 +531,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser(
+        "export",
+        help="export an owner as a SavedModel (TF Serving) or ONNX model",
+        description="Build the owner that FACTORY (module:function, returning an owner or "
+        "a model tu.wrap accepts) makes, load --checkpoint into it, and export its "
+        "inference (serving_default signature). Nothing is written on error.",
+    )
+    p.add_argument("factory", help="module:function returning an owner, e.g. mypkg.nets:make")
+    p.add_argument("output", help="a new version folder (models/net/1), or a .onnx file")
+    p.add_argument(
+        "--input-spec",
+        type=_input_spec,
+        action="append",
+        required=True,
+        metavar="SHAPE[:DTYPE]",
+        help="one per input, e.g. None,6 or None,224,224,3:float32 (None = any size)",
+    )
+    p.add_argument("--checkpoint", help="a tu.save directory (or any checkpoint) to load first")
+    p.add_argument("--format", choices=["saved_model", "onnx"], default="saved_model")
+    p.add_argument("--opset", type=_positive_int, help="ONNX opset (tf2onnx's default)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("recipes", help="list the porting recipes")
     p.add_argument("--json", action="store_true")
