@@ -19,6 +19,7 @@ from .errors import (
     LoadError,
     NoBridgeError,
     NotBuiltError,
+    NotSerializableError,
     OwnershipError,
     RuleError,
     TfuniteError,
@@ -40,6 +41,9 @@ _LAZY = {
     "wrap": ".registry",
     # tu.port is porting's own function (its full signature and docstring in help()).
     "port": "tfunite.porting",
+    # Keras fit/saving and TensorBoard (interop/), loaded on first use.
+    "keras_layer": "tfunite.interop.keras_layer",
+    "summaries": "tfunite.interop.summaries",
     **dict.fromkeys(
         (
             "Chain",
@@ -58,6 +62,8 @@ _LAZY = {
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tfunite.interop.keras_layer import keras_layer
+    from tfunite.interop.summaries import summaries
     from tfunite.porting import port
 
     from .capture import strict
@@ -127,6 +133,7 @@ __all__ = [
     "LoadReport",
     "NoBridgeError",
     "NotBuiltError",
+    "NotSerializableError",
     "Optimizer",
     "Owner",
     "OwnershipError",
@@ -140,11 +147,13 @@ __all__ = [
     "Transform",
     "Transpose",
     "inspect",
+    "keras_layer",
     "load",
     "port",
     "save",
     "slim",
     "strict",
+    "summaries",
     "tflearn",
     "wrap",
 ]
