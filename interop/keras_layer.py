@@ -82,10 +82,10 @@ def keras_layer(
     >>> head = tu.wrap(snt.nets.MLP([8, 2]), name="head")
     >>> layer = tu.keras_layer(head, input_shape=(4,))  # builds the owner on zeros
     >>> model = keras.Sequential([keras.Input((4,)), layer, keras.layers.Softmax()])
-    >>> layer.weights[0].value is head.variables["mlp/linear_0/w"]  # the same tf.Variable
-    True
     >>> [w.path for w in layer.trainable_weights]
-    ['head/mlp/linear_0/w', 'head/mlp/linear_0/b', 'head/mlp/linear_1/w', 'head/mlp/linear_1/b']
+    ['head/mlp/linear_0/b', 'head/mlp/linear_0/w', 'head/mlp/linear_1/b', 'head/mlp/linear_1/w']
+    >>> layer.trainable_weights[1].value is head.variables["mlp/linear_0/w"]  # the same tf.Variable
+    True
     """
     path = _factory_path(factory) if factory is not None else None
     if owner is None:
