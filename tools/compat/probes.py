@@ -48,6 +48,7 @@ FEATURE_DOCS: dict[str, str] = {
     "native": "the framework's own checkpoint formats load through tu.load exactly",
     "golden": "the checked-in golden checkpoints (tests/golden/<bridge>) load exactly",
     "port": "tu.port turns a Slim checkpoint into a Keras 3 model with the same outputs",
+    "keras_fit": "tu.keras_layer: Keras 3 fit trains the owner's own variables; .weights.h5 exact",
 }
 FEATURES: tuple[str, ...] = tuple(FEATURE_DOCS)
 
@@ -516,3 +517,7 @@ def coverage_gaps(bridges: Sequence[str] | None = None) -> list[tuple[str, str]]
         for f in FEATURES
         if (b, f) not in PROBES and (b, f) not in NOT_PROBED
     ]
+
+
+# Probes of other areas, each in its own module (they register into PROBES on import).
+from . import probes_keras_fit  # noqa: E402,F401
