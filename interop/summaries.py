@@ -15,26 +15,17 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from tfunite.errors import DuplicateVariablesError, missing_dependency
+from tfunite.errors import missing_dependency
 from tfunite.owner import Owner
 
 
 def _tags(owner: Owner) -> list[tuple[str, str, tf.Variable]]:
-    """[(histogram tag, norm tag, variable)], every tag checked unique."""
-    out = []
-    seen: dict[str, str] = {}
-    for name, var in owner.variables.items():
-        base = f"{owner.name}/{name}"
-        for tag in (f"{base}/histogram", f"{base}/norm"):
-            if tag in seen:
-                raise DuplicateVariablesError(
-                    f"tu.summaries({owner.name!r}): tag {tag!r} is made by variables "
-                    f"{seen[tag]!r} and {name!r}. Expected one tag per variable and kind. "
-                    "Fix: rename the variable that ends in '/histogram' or '/norm'."
-                )
-            seen[tag] = name
-        out.append((f"{base}/histogram", f"{base}/norm", var))
-    return out
+    """[(histogram tag, norm tag, variable)]: unique, since an owner's canonical names are
+    (checked when it is built) and the two suffixes differ."""
+    return [
+        (f"{owner.name}/{name}/histogram", f"{owner.name}/{name}/norm", var)
+        for name, var in owner.variables.items()
+    ]
 
 
 def summaries(owner: Owner, step: int | tf.Tensor) -> bool:

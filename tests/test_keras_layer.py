@@ -96,6 +96,25 @@ def test_factory_must_be_importable():
         tu.keras_layer(factory="nowhere:f")
 
 
+def test_factory_must_import_back_to_itself(monkeypatch):
+    from tests import keras_fit_models
+
+    original = keras_fit_models.slim_trunk
+    monkeypatch.setattr(keras_fit_models, "slim_trunk", keras_fit_models.sonnet_head)
+    with pytest.raises(ValueError, match=r"'tests.keras_fit_models:slim_trunk' imports to another"):
+        tu.keras_layer(factory=original)
+
+
+def test_keras_config_needs_the_input_shape():
+    owner = _owner("tf_module")
+    owner.initialize(X6)
+    layer = tu.keras_layer(owner, factory=sonnet_head)  # built owner: no shape needed yet
+    with pytest.raises(tu.NotSerializableError, match=r"'mod': its input shape is unknown"):
+        layer.get_config()
+    layer(X6)  # the first call records it
+    assert layer.get_config()["input_shape"] == [6]
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """The mixed model (Slim trunk with BN + L2, Sonnet head with BN, Keras Dense) fitted
@@ -165,15 +184,18 @@ def test_keras_tensorboard_histograms_are_tagged_by_canonical_names(fitted):
 
 
 def test_frozen_layer_trains_nothing_and_runs_in_inference_mode():
-    keras.utils.set_random_seed(1)
-    model = mixed_model()
-    trunk_layer = model.layers[1]
-    trunk_layer.trainable = False
-    before = {k: v.numpy().copy() for k, v in trunk_layer.owner.variables.items()}
+    owner = _owner("sonnet")  # Linear -> BatchNorm -> Linear
+    layer = tu.keras_layer(owner, input_shape=(6,))
+    model = keras.Sequential([keras.Input((6,)), layer, keras.layers.Dense(1)])
+    layer.trainable = False
+    assert layer.trainable_weights == [] and len(layer.non_trainable_weights) == len(
+        owner.variables
+    )
+    before = {k: v.numpy().copy() for k, v in owner.variables.items()}
     dense = model.layers[-1].kernel.numpy().copy()
     model.compile(keras.optimizers.Adam(0.01), "mse")
-    model.fit(*data(32), epochs=1, batch_size=16, verbose=0)
-    for name, var in trunk_layer.owner.variables.items():  # weights and BN statistics
+    model.fit(X6, np.ones((4, 1), np.float32), epochs=2, verbose=0)
+    for name, var in owner.variables.items():  # weights and BN statistics
         np.testing.assert_array_equal(var.numpy(), before[name], err_msg=name)
     assert not np.array_equal(model.layers[-1].kernel.numpy(), dense)
 
