@@ -18,39 +18,28 @@ calls it (nothing is unpickled; Keras' safe mode stays on). Load such a file in 
 process that imported this module (`tu.keras_layer` or `import
 tfunite.interop.keras_layer`), which registers the class as "tfunite>OwnerLayer".
 
-`check_host` is the Keras record's host check (core/capture.py runs it after every
-owner call while Keras is imported): an owner called inside a Keras layer or model
-that does not track its variables raises `OwnershipError` pointing here, instead of
-training none of them.
+An owner called inside a Keras layer or model that does not track its variables
+raises `OwnershipError` pointing here, instead of training none of them
+(`keras_host.check_host`, the Keras record's host check).
 """
 
 from __future__ import annotations
 
 import importlib
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.backend.common import global_state
-from tfunite.errors import LoadError, NotBuiltError, NotSerializableError, OwnershipError
+from tfunite.errors import LoadError, NotBuiltError, NotSerializableError
+from tfunite.interop.keras_host import hosting
 from tfunite.owner import Owner
 from tfunite.parameters import Parameters
 from tfunite.plan import assign_all, check_data, plan
 from tfunite.readers import Reader
 from tfunite.registry import wrap
 from tfunite.report import refusal
-
-_local = threading.local()
-
-
-def _hosted() -> set[int]:
-    if not hasattr(_local, "hosted"):
-        _local.hosted = set()
-    hosted: set[int] = _local.hosted
-    return hosted
 
 
 def keras_layer(
@@ -230,7 +219,7 @@ class OwnerLayer(keras.Layer):
         if self.owner_input_shape is None and hasattr(inputs, "shape"):
             self.owner_input_shape = tuple(inputs.shape[1:])
         run_training = bool(training) and self.trainable
-        with _hosting(self._owner):
+        with hosting(self._owner):
             outputs = self._owner(inputs, training=run_training)
         losses = self._owner.losses
         if losses:
@@ -315,53 +304,3 @@ def _store_entries(store: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         value = np.asarray(store[key])
         out[key] = (value.shape, value.dtype)
     return out
-
-
-# ---------------------------------------------------------------------- host check
-class _hosting:
-    """Marks `owner` as run by its own keras_layer (the host check lets it through)."""
-
-    def __init__(self, owner: Owner) -> None:
-        self.key = id(owner)
-
-    def __enter__(self) -> None:
-        _hosted().add(self.key)
-
-    def __exit__(self, *exc: Any) -> None:
-        _hosted().discard(self.key)
-
-
-def _variable_ids(layer: Any) -> Iterator[int]:
-    for v in layer.variables:
-        yield id(v)
-        value = getattr(v, "_value", None)
-        if value is not None:
-            yield id(value)
-
-
-def check_host(owner: Any) -> None:
-    """Raise `OwnershipError` when `owner` ran inside a Keras call whose entry layer does
-    not track its variables (the Keras record's `host_check`, run by core/capture.py)."""
-    if id(owner) in _hosted():
-        return
-    ctx = global_state.get_global_attribute("current_call_ctx")
-    host = getattr(ctx, "entry_layer", None)
-    if host is None:
-        return
-    try:
-        listed = owner._collect()
-    except Exception:  # noqa: BLE001 - an owner that cannot list (not built) is not judged
-        return
-    if not listed:
-        return
-    tracked = set(_variable_ids(host))
-    untracked = [name for name, var, _ in listed if id(var) not in tracked]
-    if untracked:
-        raise OwnershipError(
-            f"Owner {owner.name!r} ({owner.framework}) ran inside Keras layer "
-            f"{host.name!r} ({type(host).__name__}), which does not track its variables "
-            f"({len(untracked)} of {len(listed)}, first: {untracked[0]!r}): fit would not "
-            "train them and save would not include them. Expected the owner to be "
-            "called through a Keras layer holding its variables. Fix: in __init__, "
-            f"self.{owner.name} = tu.keras_layer(owner), and call self.{owner.name}(x)."
-        )

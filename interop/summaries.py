@@ -40,7 +40,9 @@ def summaries(owner: Owner, step: int | tf.Tensor) -> bool:
     ...     tu.summaries(owner, step=0)
     True
     """
-    if not hasattr(tf.summary, "histogram"):
+    try:  # without it, tf.summary.histogram is a stub that raises
+        import tensorboard  # noqa: F401
+    except ImportError:
         raise missing_dependency("tensorboard", "all", "tu.summaries (tf.summary.histogram)")
     written = True
     for histogram_tag, norm_tag, var in _tags(owner):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import re
 
 import numpy as np
 import pytest
@@ -327,3 +328,24 @@ def test_summaries_write_unique_canonical_tags(tmp_path):
     )
     np.testing.assert_allclose(norm, w_norm, rtol=1e-6)
     assert sorted(read("callback")) == sorted((t, s) for t in expected for s in (0, 1))
+
+
+def test_summaries_without_tensorboard_says_how_to_install():
+    out = run_fresh(
+        "import json, sys\n"
+        "sys.modules['tensorboard'] = None  # as on a machine without tensorboard\n"
+        "import tensorflow as tf\n"
+        "import tfunite as tu\n"
+        "module = tf.Module(name='m')\n"
+        "module.w = tf.Variable([1.0, 2.0])\n"
+        "try:\n"
+        "    tu.summaries(tu.wrap(module, name='m'), 0)\n"
+        "    print(json.dumps({'error': None}))\n"
+        "except tu.TfuniteError as e:\n"
+        "    print(json.dumps({'error': str(e)}))\n"
+    )
+    assert out["error"] and re.search(
+        r"tu.summaries \(tf.summary.histogram\) needs the package 'tensorboard'.*"
+        r"pip install 'tfunite\[all\]'",
+        out["error"],
+    )
