@@ -262,8 +262,13 @@ import tfunite as tu
 
 
 def features(inputs, is_training):
-    return slim.fully_connected(inputs, 16, scope="fc1", normalizer_fn=slim.batch_norm,
-                                normalizer_params={"is_training": is_training})
+    return slim.fully_connected(
+        inputs,
+        16,
+        scope="fc1",
+        normalizer_fn=slim.batch_norm,
+        normalizer_params={"is_training": is_training},
+    )
 
 
 def trunk():
