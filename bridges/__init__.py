@@ -30,6 +30,7 @@ KERAS = register(
         optimizers=True,
         compat_case="tfunite.tools.compat.cases:keras",
         golden_formats=("object", "keras-h5"),
+        host_check="tfunite.interop.keras_host:check_host",
     )
 )
 TF_KERAS = register(

@@ -20,6 +20,7 @@ from .errors import (
     LoadError,
     NoBridgeError,
     NotBuiltError,
+    NotSerializableError,
     OwnershipError,
     RuleError,
     TfuniteError,
@@ -43,6 +44,9 @@ _LAZY = {
     "port": "tfunite.porting",
     # tu.export is interop's (SavedModel / ONNX export), loaded on first use.
     "export": "tfunite.interop.export",
+    # Keras fit/saving and TensorBoard (interop/), loaded on first use.
+    "keras_layer": "tfunite.interop.keras_layer",
+    "summaries": "tfunite.interop.summaries",
     **dict.fromkeys(
         (
             "Chain",
@@ -62,6 +66,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tfunite.interop.export import export
+    from tfunite.interop.keras_layer import keras_layer
+    from tfunite.interop.summaries import summaries
     from tfunite.porting import port
 
     from .capture import strict
@@ -132,6 +138,7 @@ __all__ = [
     "LoadReport",
     "NoBridgeError",
     "NotBuiltError",
+    "NotSerializableError",
     "Optimizer",
     "Owner",
     "OwnershipError",
@@ -146,11 +153,13 @@ __all__ = [
     "Transpose",
     "export",
     "inspect",
+    "keras_layer",
     "load",
     "port",
     "save",
     "slim",
     "strict",
+    "summaries",
     "tflearn",
     "wrap",
 ]

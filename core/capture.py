@@ -9,13 +9,15 @@ error (the manifesto's first principle: every variable has an owner).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
 import re
+import sys
 import threading
 import traceback
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -65,6 +67,36 @@ def capturing(owner: Any) -> Iterator[list[tf.Variable]]:
             yield created
     finally:
         stack.pop()
+    run_host_checks(owner)
+
+
+_host_checks: list[tuple[str, str, Callable[[Any], None] | None]] | None = None
+
+
+def run_host_checks(owner: Any) -> None:
+    """Run the records' `host_check`s for `owner`, once its framework code has run.
+
+    A framework whose objects can host an owner (a Keras 3 layer calling it) declares in
+    its record a "module:function" that raises when the host does not track the owner's
+    variables (they would silently not train). Core names no framework: the check is
+    loaded from the record, and only once that framework is imported (a Keras layer
+    cannot be running before `keras` is), so this costs a dict lookup per call otherwise.
+    """
+    global _host_checks
+    if _host_checks is None:
+        from .records import records
+
+        _host_checks = [
+            (r.import_name, r.host_check, None) for r in records().values() if r.host_check
+        ]
+    for i, (import_name, spec, check) in enumerate(_host_checks):
+        if import_name not in sys.modules:
+            continue
+        if check is None:
+            module, _, function = spec.partition(":")
+            check = getattr(importlib.import_module(module), function)
+            _host_checks[i] = (import_name, spec, check)
+        check(owner)
 
 
 # Besides the frameworks of the records: TensorFlow's own tree libraries and tfunite.

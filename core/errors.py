@@ -48,6 +48,11 @@ class RuleError(TfuniteError, ValueError):
     """A rename rule or transform is invalid or maps two entries onto one variable."""
 
 
+class NotSerializableError(TfuniteError, TypeError):
+    """An object cannot be written in a format that must rebuild it (a `.keras` file of a
+    `tu.keras_layer` without a factory)."""
+
+
 class LegacyFixError(TfuniteError):
     """A legacy-library fix could not be applied."""
 

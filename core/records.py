@@ -43,6 +43,10 @@ class Bridge:
     optimizers: bool = False  # tu.Optimizer accepts this framework's optimizers
     compat_case: str | None = None  # "module:attr" of its small model case (compat probes, goldens)
     golden_formats: tuple[str, ...] = ()  # native formats written beside tu.save's
+    # "module:function" run (with the owner) after each owner call while `import_name` is
+    # imported: raises when a host object of this framework (a Keras layer) runs an owner
+    # without tracking its variables. Loaded by capture.py only once the framework is.
+    host_check: str | None = None
 
     def load(self) -> type[Owner]:
         """The owner class (imports the bridge module, and so its framework)."""

@@ -255,6 +255,45 @@ def slim_tiny_checkpoint(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     _slim.write_raw(values, str(tmp / "tiny.ckpt"))
 
 
+KERAS_FACTORIES = """\
+import sonnet as snt
+import tf_slim as slim
+import tfunite as tu
+
+
+def features(inputs, is_training):
+    return slim.fully_connected(
+        inputs,
+        16,
+        scope="fc1",
+        normalizer_fn=slim.batch_norm,
+        normalizer_params={"is_training": is_training},
+    )
+
+
+def trunk():
+    return tu.slim(features, name="trunk")
+
+
+def head():
+    return tu.wrap(snt.nets.MLP([16, 2], name="mlp"), name="head")
+"""
+
+
+@setup
+def keras_factory_module(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    """my_models.py, importable: the owner factories README's Keras section shows
+    (`test_keras_factories_shown_in_readme` keeps the two equal)."""
+    (tmp / "my_models.py").write_text(KERAS_FACTORIES)
+    mp.syspath_prepend(str(tmp))
+
+
+def test_keras_factories_shown_in_readme():
+    assert (
+        "```python\n# my_models.py\n" + KERAS_FACTORIES + "```" in (ROOT / "README.md").read_text()
+    )
+
+
 @setup
 def bench_script(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     """Runs the block as a benchmark script: bench/ on sys.path, no command-line options."""

@@ -86,6 +86,19 @@ def test_mixed_model(tmp_path):
     assert re.search(r"^OK ", out, re.M)
 
 
+def test_keras_fit(tmp_path):
+    pytest.importorskip("sonnet")
+    pytest.importorskip("tensorboard")
+    out = run_example("keras_fit.py", "--epochs", "4", tmp_path=tmp_path)
+    assert "trunk (tf_slim, 8 variables), head (sonnet, 2 variables)" in out
+    assert "unchanged by predict: yes, moved by fit: yes" in out
+    assert number(r"test accuracy \(10 classes, \d+ held-out digits\): ([\d.]+)", out) > 0.85
+    assert "trunk/conv1/weights/histogram, trunk/conv1/weights/norm" in out
+    assert "without tfunite (frameworks imported there: none): predictions equal" in out
+    assert re.search(r"^OK ", out, re.M)
+    assert os.path.exists(tmp_path / "export" / "1" / "saved_model.pb")
+
+
 def test_gan_resumes_bit_for_bit(tmp_path):
     """The main job (`make demo`) as it runs: full schedule (about 10 s)."""
     out = run_example("gan.py", tmp_path=tmp_path)

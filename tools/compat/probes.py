@@ -54,6 +54,7 @@ FEATURE_DOCS: dict[str, str] = {
     "with assert_consumed()",
     "export": "tu.export SavedModel: serving_default equals the owner, canonical variable names",
     "onnx": "tu.export(format='onnx') via tf2onnx equals the owner in onnxruntime (1e-5 rel)",
+    "keras_fit": "tu.keras_layer: Keras 3 fit trains the owner's own variables; .weights.h5 exact",
 }
 FEATURES: tuple[str, ...] = tuple(FEATURE_DOCS)
 
@@ -526,4 +527,4 @@ def coverage_gaps(bridges: Sequence[str] | None = None) -> list[tuple[str, str]]
 
 # Probes of other areas, in modules of their own (registered on import, after the
 # registry above exists).
-from . import probes_distribute, probes_export  # noqa: E402, F401
+from . import probes_distribute, probes_export, probes_keras_fit  # noqa: E402, F401
