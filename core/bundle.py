@@ -14,16 +14,19 @@ by a restart array; every block ends with a trailer (compression byte, masked CR
 The entry of the empty key is a serialized `BundleHeaderProto`; every other value is a
 `BundleEntryProto` (dtype, shape, shard, offset, size, masked CRC32C of the data).
 
+Data files are read with pread into fresh buffers, never memory-mapped, so a file
+truncated or rewritten while it loads is an error, not a SIGBUS.
+
 Anything this module does not know for sure how to read (a compressed block, a
-big-endian bundle, an entry TensorFlow does not list the same way, a file that cannot
-be memory-mapped) raises `Unsupported`: the caller then checks the data by reading each
+big-endian bundle, an entry TensorFlow does not list the same way, a data file that
+cannot be opened) raises `Unsupported`: the caller then checks the data by reading each
 tensor once through TensorFlow instead. A checksum, size or structure that is wrong
 raises `CheckpointError`.
 """
 
 from __future__ import annotations
 
-import mmap
+import math
 import os
 import struct
 import sys
@@ -40,6 +43,8 @@ _FOOTER = 48
 _TRAILER = 5  # compression type byte + masked CRC32C of the block and that byte
 _MASK_DELTA = 0xA282EAD8
 _DT_STRING = 7
+_CHUNK = 1 << 22  # bytes per read while checksumming (a buffer that stays in the cache)
+_MAX_READ = 1 << 30  # bytes per pread call (Linux reads at most ~2 GiB at a time)
 _RESTORE_FIX = (
     "Fix: restore the checkpoint from a good copy (a save interrupted mid-write never "
     "replaces the previous checkpoint of a tu.save directory)."
@@ -60,11 +65,20 @@ def unmask(masked: int) -> int:
     return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
 
-def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
-    """CRC32C of a bytes-like object (hardware-accelerated where the CPU has it)."""
-    import crc32c as _crc32c
+def crc32c(data: bytes, crc: int = 0) -> int:
+    """CRC32C of `data`, extending `crc` (hardware-accelerated where the CPU has it).
 
-    return _crc32c.crc32c(data, crc)
+    Computed by `google-crc32c` (Apache-2.0, a dependency of tfunite), or by the
+    `crc32c` package (LGPL-2.1+, ~1.8x faster: bench/bench_crc32c.py) when that is
+    installed (`pip install 'tfunite[fast-crc]'`). ImportError if neither is.
+    """
+    try:
+        import crc32c as _lgpl
+    except ImportError:
+        import google_crc32c
+
+        return int(google_crc32c.extend(crc, data))
+    return int(_lgpl.crc32c(data, crc))
 
 
 def _varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
@@ -141,7 +155,7 @@ class Bundle:
         self.index_path = prefix + ".index"
         self.entries: dict[str, Entry] = {}
         self.slice_entries: list[Entry] = []  # the data of partitioned tensors
-        self._maps: dict[int, tuple[mmap.mmap | None, int]] = {}
+        self._files: dict[int, tuple[int, int]] = {}  # shard -> (descriptor, size)
         try:
             with open(self.index_path, "rb") as f:
                 raw = f.read()
@@ -250,11 +264,18 @@ class Bundle:
     def data_path(self, shard: int) -> str:
         return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
 
-    def _map(self, shard: int) -> tuple[mmap.mmap | None, int]:
-        if shard not in self._maps:
+    def _open(self, shard: int) -> tuple[int, int]:
+        """(file descriptor, size at open) of data shard `shard`, opened once per load.
+
+        Data is read with pread into fresh buffers, never memory-mapped: a file truncated
+        or rewritten during the load gives short reads or wrong checksums (errors), never
+        a SIGBUS. A file replaced by rename (what tu.save and TF do) is not seen at all:
+        the open descriptor keeps the old file.
+        """
+        if shard not in self._files:
             path = self.data_path(shard)
             try:
-                f = open(path, "rb")
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             except FileNotFoundError:
                 raise CheckpointError(
                     f"Checkpoint {self.prefix}: data file {path} is missing. Expected all "
@@ -263,42 +284,69 @@ class Bundle:
                 ) from None
             except OSError as e:
                 raise Unsupported(f"cannot open {path}: {e.strerror}") from None
-            with f:
-                size = os.fstat(f.fileno()).st_size
-                try:
-                    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-                except (OSError, ValueError) as e:
-                    raise Unsupported(f"cannot map {path}: {e}") from None
-            self._maps[shard] = (mm, size)
-        return self._maps[shard]
+            self._files[shard] = (fd, os.fstat(fd).st_size)
+        return self._files[shard]
 
-    def _range(self, entry: Entry, what: str) -> memoryview:
-        mm, have = self._map(entry.shard)
+    def _check_range(self, entry: Entry, what: str) -> int:
+        """The descriptor of `entry`'s shard, after checking its bytes lie in the file."""
+        fd, have = self._open(entry.shard)
+        if entry.offset < 0 or entry.size < 0:
+            raise CheckpointError(
+                f"Checkpoint {self.prefix}: the index puts {what} at offset {entry.offset} "
+                f"with size {entry.size} in {self.data_path(entry.shard)}; expected both >= 0: "
+                "the index file is corrupted. Nothing was loaded. " + _RESTORE_FIX
+            )
         if entry.offset + entry.size > have:
             raise CheckpointError(
                 f"Checkpoint {self.prefix} is truncated: {what} needs bytes "
                 f"{entry.offset}..{entry.offset + entry.size} of {self.data_path(entry.shard)}, "
                 f"which holds {have} bytes. Nothing was loaded. " + _RESTORE_FIX
             )
-        if entry.size == 0 or mm is None:  # mm is None only for an empty file (have == 0)
-            return memoryview(b"")
-        return memoryview(mm)[entry.offset : entry.offset + entry.size]
+        return fd
 
-    def _release(self, entry: Entry) -> None:
-        mm, _ = self._maps.get(entry.shard, (None, 0))
-        if mm is None or entry.size == 0 or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        start = entry.offset - entry.offset % mmap.PAGESIZE
-        try:
-            mm.madvise(mmap.MADV_DONTNEED, start, entry.offset + entry.size - start)
-        except (OSError, ValueError):
-            pass
+    def _pread(self, fd: int, entry: Entry, offset: int, size: int, what: str) -> bytes:
+        """`size` bytes at `offset` of `entry`'s shard; CheckpointError if the file got
+        shorter since it was opened (truncated during the load)."""
+        parts = []
+        while size > 0:
+            try:
+                part = os.pread(fd, min(size, _MAX_READ), offset)
+            except OSError as e:
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: reading {what} from "
+                    f"{self.data_path(entry.shard)} failed: {e.strerror}. Fix: check the "
+                    "disk and load again."
+                ) from None
+            if not part:
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: data file {self.data_path(entry.shard)} was "
+                    f"truncated during the load: {what} needs bytes "
+                    f"{entry.offset}..{entry.offset + entry.size}, the file now holds "
+                    f"{os.fstat(fd).st_size} bytes. Fix: do not write to a checkpoint while "
+                    "it loads; load it again."
+                )
+            parts.append(part)
+            offset += len(part)
+            size -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _read(self, entry: Entry, what: str) -> bytes:
+        """The bytes of `entry` (bounded by the file's size, checked first)."""
+        fd = self._check_range(entry, what)
+        return self._pread(fd, entry, entry.offset, entry.size, what) if entry.size else b""
+
+    def _crc_of(self, entry: Entry, what: str) -> int:
+        """CRC32C of `entry`'s bytes, read in chunks (one small buffer at a time)."""
+        fd = self._check_range(entry, what)
+        crc, offset, end = 0, entry.offset, entry.offset + entry.size
+        while offset < end:
+            n = min(_CHUNK, end - offset)
+            crc = crc32c(self._pread(fd, entry, offset, n, what), crc)
+            offset += n
+        return crc
 
     def release(self, key: str) -> None:
-        """Drop the pages of tensor `key` from this process's resident memory (they stay
-        in the page cache): checking and loading a bundle hold one tensor's pages at a
-        time, not the whole data file."""
-        self._release(self.entries[key])
+        """Done with `array(key)` (kept for callers; reads hold no pages of the file)."""
 
     def checkable(self, entry: Entry) -> bool:
         if entry.sliced:
@@ -325,7 +373,7 @@ class Bundle:
         dtype = _numpy_dtype(entry.dtype)
         got: int | None
         if dtype is not None:
-            count = int(np.prod(entry.shape, dtype=np.int64))
+            count = math.prod(entry.shape)  # Python ints: an absurd shape cannot overflow
             if entry.size != count * dtype.itemsize:
                 raise CheckpointError(
                     f"Checkpoint {self.prefix}: the index gives {what} "
@@ -333,9 +381,7 @@ class Bundle:
                     f"{count * dtype.itemsize}: the index file is corrupted. Nothing was "
                     "loaded. " + _RESTORE_FIX
                 )
-            data = self._range(entry, what)
-            got = crc32c(data)
-            data.release()
+            got = self._crc_of(entry, what)
         else:
             got = self._string_crc(entry, what)
             if got is None:
@@ -345,7 +391,6 @@ class Bundle:
                     f"{os.path.basename(self.data_path(entry.shard))}. Nothing was loaded. "
                     + _RESTORE_FIX
                 )
-        self._release(entry)
         want = unmask(entry.crc)
         if got != want:
             raise CheckpointError(
@@ -360,42 +405,37 @@ class Bundle:
         """The CRC TF's ReadStringTensor computes: each length as uint32 (uint64 if it
         does not fit), the 4 stored bytes of the lengths' checksum, the string bytes.
         None if the lengths run past the tensor's bytes."""
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)
         if count == 0 or entry.size == 0:
             return 0
-        data = self._range(entry, what)
-        try:
-            raw = data.tobytes() if entry.size <= (1 << 20) else data
-            pos, total, end = 0, 0, entry.size
-            packed = bytearray()
-            for _ in range(count):
-                try:
-                    n, pos = _varint(raw, pos, end)
-                except ValueError:
-                    return None
-                packed += struct.pack("<I", n) if n <= 0xFFFFFFFF else struct.pack("<Q", n)
-                total += n
-            crc = crc32c(packed)
-            if pos + 4 + total > end:
+        raw = self._read(entry, what)  # entry.size is at most the file's size (checked)
+        pos, total, end = 0, 0, entry.size
+        packed = bytearray()
+        for _ in range(count):  # each length takes >= 1 byte: at most entry.size rounds
+            try:
+                n, pos = _varint(raw, pos, end)
+            except ValueError:
                 return None
-            return crc32c(data[pos : pos + 4 + total], crc)
-        finally:
-            data.release()
+            packed += struct.pack("<I", n) if n <= 0xFFFFFFFF else struct.pack("<Q", n)
+            total += n
+        crc = crc32c(bytes(packed))
+        if pos + 4 + total > end:
+            return None
+        return crc32c(raw[pos : pos + 4 + total], crc)
 
     def array(self, key: str) -> np.ndarray | None:
-        """Tensor `key` as a read-only numpy view of its bytes in the data file, or None
-        if it is not POD (strings) or is partitioned. Its CRC32C is checked again first,
-        so the bytes assigned are the bytes checked even if the file changed since
-        `check`. `release(key)` when the view was consumed."""
+        """Tensor `key` as a read-only numpy array over a fresh read of its bytes, or
+        None if it is not POD (strings) or is partitioned. Its CRC32C is checked again
+        first, so the bytes assigned are the bytes checked even if the file changed since
+        `check`."""
         entry = self.entries[key]
         dtype = _numpy_dtype(entry.dtype)
         if dtype is None or entry.sliced:
             return None
         if entry.size == 0:
             return np.zeros(entry.shape, dtype)
-        data = self._range(entry, f"tensor {key!r}")
+        data = self._read(entry, f"tensor {key!r}")
         got = crc32c(data)
-        data.release()
         if got != unmask(entry.crc):
             raise CheckpointError(
                 f"Checkpoint {self.prefix}: tensor {key!r} changed in data file "
@@ -403,17 +443,9 @@ class Bundle:
                 f"was {unmask(entry.crc):08x} when checked, now {got:08x}). Fix: do not write "
                 "to a checkpoint while it loads; load it again."
             )
-        mm, _ = self._map(entry.shard)
-        assert mm is not None  # entry.size > 0 and _range read it, so the shard is mapped
-        return np.frombuffer(
-            mm, dtype, int(np.prod(entry.shape, dtype=np.int64)), entry.offset
-        ).reshape(entry.shape)
+        return np.frombuffer(data, dtype).reshape(entry.shape)
 
     def close(self) -> None:
-        maps, self._maps = self._maps, {}
-        for mm, _ in maps.values():
-            if mm is not None:
-                try:
-                    mm.close()
-                except BufferError:
-                    pass  # a view is still alive (TF frees numpy inputs lazily): unmapped when it dies
+        files, self._files = self._files, {}
+        for fd, _ in files.values():
+            os.close(fd)
