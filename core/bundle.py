@@ -52,7 +52,17 @@ _RESTORE_FIX = (
 
 
 class Unsupported(Exception):
-    """The bundle uses something this module does not read; load as TF reads instead."""
+    """The bundle uses something this module does not read; load as TF reads instead.
+
+    `corrupt` is True when the index is not a well-formed table at all (truncated, no
+    footer, a block or entry running outside its bounds, undecodable entries): no
+    TensorFlow writer makes one, and TensorFlow's own reader can allocate memory sized
+    by the broken fields, so readers.py refuses it instead of handing it to TensorFlow.
+    """
+
+    def __init__(self, message: str, corrupt: bool = False):
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 def mask(crc: int) -> int:
@@ -169,7 +179,7 @@ class Bundle:
         from tensorflow.core.protobuf import tensor_bundle_pb2 as pb
 
         if len(raw) < _FOOTER or struct.unpack_from("<Q", raw, len(raw) - 8)[0] != _MAGIC:
-            raise Unsupported("no table footer")
+            raise Unsupported("no table footer", corrupt=True)
         footer = len(raw) - _FOOTER
         try:
             _, pos = _varint(raw, footer, footer + 40)  # metaindex offset
@@ -177,7 +187,7 @@ class Bundle:
             index_offset, pos = _varint(raw, pos, footer + 40)
             index_size, pos = _varint(raw, pos, footer + 40)
         except ValueError as e:
-            raise Unsupported(str(e)) from None
+            raise Unsupported(f"footer: {e}", corrupt=True) from None
         header = None
         try:
             for _, handle in self._block_entries(raw, index_offset, index_size, "index"):
@@ -186,19 +196,21 @@ class Bundle:
                 for key, value in self._block_entries(raw, offset, size, "data"):
                     if header is None:
                         if key != b"":
-                            raise Unsupported("the first entry is not the bundle header")
+                            raise Unsupported(
+                                "the first entry is not the bundle header", corrupt=True
+                            )
                         header = pb.BundleHeaderProto.FromString(value)
                     else:
                         self._add(key, pb.BundleEntryProto.FromString(value))
-        except (ValueError, DecodeError) as e:  # the block checksums held: a layout not known
-            raise Unsupported(str(e)) from None
+        except (ValueError, DecodeError) as e:  # the block checksums held, the layout not
+            raise Unsupported(str(e), corrupt=True) from None
         if header is None:
-            raise Unsupported("no bundle header")
+            raise Unsupported("no bundle header", corrupt=True)
         if header.endianness != pb.BundleHeaderProto.LITTLE or sys.byteorder != "little":
             raise Unsupported("a big-endian bundle or machine")
         self.num_shards = int(header.num_shards)
         if self.num_shards < 1:
-            raise Unsupported(f"{self.num_shards} shards")
+            raise Unsupported(f"{self.num_shards} shards", corrupt=True)
         for entry in [*self.entries.values(), *self.slice_entries]:
             if not entry.sliced and not 0 <= entry.shard < self.num_shards:
                 raise CheckpointError(
@@ -219,7 +231,12 @@ class Bundle:
             sliced=len(proto.slices) > 0,
         )
         if proto.shape.unknown_rank or any(d < 0 for d in entry.shape):
-            raise Unsupported(f"entry {entry.key!r} has no full shape")
+            raise Unsupported(f"entry {entry.key!r} has no full shape", corrupt=True)
+        if math.prod(entry.shape) >= 1 << 63:  # TensorFlow's reader aborts the process
+            raise Unsupported(
+                f"entry {entry.key!r} has shape {list(entry.shape)}: more than 2**63 elements",
+                corrupt=True,
+            )
         if key.startswith(b"\x00"):  # the keys of slices (checkpoint::EncodeTensorNameSlice)
             self.slice_entries.append(entry)
         else:
@@ -230,7 +247,7 @@ class Bundle:
     ) -> Iterator[tuple[bytes, bytes]]:
         end = offset + size
         if end + _TRAILER > len(raw) - _FOOTER or size < 4:
-            raise Unsupported(f"{what} block outside the file")
+            raise Unsupported(f"{what} block outside the file", corrupt=True)
         kind = raw[end]
         stored = struct.unpack_from("<I", raw, end + 1)[0]
         block = raw[offset:end]
@@ -244,7 +261,7 @@ class Bundle:
         restarts = struct.unpack_from("<I", block, size - 4)[0]
         limit = size - 4 * (restarts + 1)
         if restarts < 1 or limit < 0:
-            raise Unsupported(f"bad restart array in a {what} block")
+            raise Unsupported(f"bad restart array in a {what} block", corrupt=True)
         pos, key = 0, b""
         try:
             while pos < limit:
@@ -258,7 +275,7 @@ class Bundle:
                 yield key, block[pos : pos + length]
                 pos += length
         except ValueError as e:
-            raise Unsupported(f"{what} block: {e}") from None
+            raise Unsupported(f"{what} block: {e}", corrupt=True) from None
 
     # ------------------------------------------------------------------ data
     def data_path(self, shard: int) -> str:

@@ -18,6 +18,7 @@ time, so a load holds at most one extra tensor.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -314,7 +315,7 @@ def inspect(path: str | os.PathLike) -> list[dict[str, Any]]:
     try:
         rows = []
         for name, (shape, dtype) in sorted(reader.entries.items()):
-            elements = int(np.prod(shape, dtype=np.int64))
+            elements = math.prod(shape)  # Python ints: an absurd shape cannot overflow
             rows.append(
                 {
                     "name": name,
