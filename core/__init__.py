@@ -53,6 +53,7 @@ _LAZY = {
         ),
         ".rules",
     ),
+    "enable_fixes": ".fixes",  # tfunite.fixes imports no framework; kept lazy like the rest
 }
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
     from .capture import strict
     from .checkpoint import inspect, load, save
+    from .fixes import enable_fixes
     from .optimizer import Optimizer
     from .owner import Owner
     from .parameters import Parameters
@@ -147,4 +149,5 @@ __all__ = [
     "strict",
     "tflearn",
     "wrap",
+    "enable_fixes",
 ]
