@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck bench matrix matrix-here golden clean
+.PHONY: install demo test lint typecheck bench matrix matrix-here golden clean fuzz faults
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ typecheck: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# Long runs of the reliability tests (CI runs a seeded, bounded number of each):
+# `make fuzz` 2,000 random examples per reader (hypothesis profile "fuzz");
+# `make faults` 110 SIGKILLs of tu.save plus 40 of port's .keras writer.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py -q -s
+
+faults: install
+	TFUNITE_FAULT_KILLS=110 TFUNITE_FAULT_SEED=$$RANDOM $(BIN)/python -m pytest tests/test_faults.py -q -s
 
 # Maintainer targets (maint/ is not installed with tfunite: run them in a checkout).
 # `make matrix` builds one venv per TensorFlow line (~2 GB of downloads the first time);

@@ -5,7 +5,8 @@ Global state patched (only once `tfunite.fixes.ensure("slim")` runs; each undoab
 - `tensorflow.python.framework.ops`: attributes `Tensor`, `IndexedSlices` added;
 - `tensorflow.python.layers.normalization`: its lazy loader's module path;
 - `tf_slim.layers.layers`: its `ops` module reference (name scopes entered eagerly);
-- `tf_slim.layers.layers`: its function `_add_variable_to_collections` (compared by identity).
+- `tf_slim.layers.layers`: its function `_add_variable_to_collections` (compared by identity);
+- `warnings.filters`: one "once" filter for the legacy layers' deprecation warnings.
 
 This module is the `fixes` of the slim record (bridges/__init__.py). Each fix is a
 named, idempotent patch registered with `tfunite.fixes`. Importing this module only
@@ -38,6 +39,9 @@ Fixes here:
 - ``slim-collections-identity``: `_add_variable_to_collections` tests `var not in
   collection`, which compares variables element-wise in TF2 (`==` is a tensor op) and
   fails with `variables_collections`. Replaces it with an identity test.
+- ``slim-deprecation-warnings-once``: the deprecation UserWarnings of TF's legacy
+  layers (`layer.apply`, `tf.layers.*`, `layer.updates`) are shown once per process,
+  not on every call, whatever the warnings filter (a "once" filter in front).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import importlib
 import importlib.util
 import sys
 import types
-from typing import Any
+from typing import Any, cast
 
 from tfunite.fixes import Fix, register_fix
 
@@ -291,9 +295,56 @@ SLIM_COLLECTIONS_IDENTITY = register_fix(
     )
 )
 
+# ----------------------------------------------------------------- deprecation warnings once
+
+# The UserWarnings TF's legacy layers (what every Slim layer is built on) raise on each
+# call: `layer.apply` is deprecated, `tf.layers.flatten` is deprecated, `layer.updates`
+# will be removed. Python shows a warning once per call site only under its default
+# filter; under "always" (pytest, many notebooks and apps) they repeat on every call.
+_DEPRECATIONS = r"`(layer\.apply|layer\.updates|tf\.layers\.\w+)` (is deprecated|will be removed)"
+
+
+def _warnings_once_needed() -> bool:
+    import warnings
+
+    return not any(
+        f[0] == "once" and f[1] is not None and f[1].pattern == _DEPRECATIONS
+        for f in warnings.filters
+    )
+
+
+def _warnings_once_apply() -> Any:
+    import warnings
+
+    warnings.filterwarnings("once", message=_DEPRECATIONS, category=UserWarning)
+    return warnings.filters[0]
+
+
+def _warnings_once_undo(entry: Any) -> None:
+    import warnings
+
+    filters = cast("list[Any]", warnings.filters)  # a list at run time (typed Sequence)
+    if entry in filters:
+        filters.remove(entry)
+        warnings._filters_mutated()  # type: ignore[attr-defined]
+
+
+SLIM_WARNINGS_ONCE = register_fix(
+    Fix(
+        name="slim-deprecation-warnings-once",
+        bridges=("slim",),
+        summary="TF's legacy layers under Slim warn `layer.apply is deprecated` (and "
+        "the like) on every call under an 'always' filter; show each once per process.",
+        apply=_warnings_once_apply,
+        undo=_warnings_once_undo,
+        needed=_warnings_once_needed,
+    )
+)
+
 SLIM_FIXES = (
     OPS_TENSOR_ALIASES.name,
     SLIM_BATCH_NORM_IMPORT.name,
     SLIM_EAGER_NAME_SCOPES.name,
     SLIM_COLLECTIONS_IDENTITY.name,
+    SLIM_WARNINGS_ONCE.name,
 )

@@ -60,6 +60,7 @@ _LAZY = {
         ),
         ".rules",
     ),
+    "enable_fixes": ".fixes",  # tfunite.fixes imports no framework; kept lazy like the rest
 }
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
 
     from .capture import strict
     from .checkpoint import inspect, load, save
+    from .fixes import enable_fixes
     from .optimizer import Optimizer
     from .owner import Owner
     from .parameters import Parameters
@@ -162,4 +164,5 @@ __all__ = [
     "summaries",
     "tflearn",
     "wrap",
+    "enable_fixes",
 ]

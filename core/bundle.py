@@ -14,16 +14,19 @@ by a restart array; every block ends with a trailer (compression byte, masked CR
 The entry of the empty key is a serialized `BundleHeaderProto`; every other value is a
 `BundleEntryProto` (dtype, shape, shard, offset, size, masked CRC32C of the data).
 
+Data files are read with pread into fresh buffers, never memory-mapped, so a file
+truncated or rewritten while it loads is an error, not a SIGBUS.
+
 Anything this module does not know for sure how to read (a compressed block, a
-big-endian bundle, an entry TensorFlow does not list the same way, a file that cannot
-be memory-mapped) raises `Unsupported`: the caller then checks the data by reading each
+big-endian bundle, an entry TensorFlow does not list the same way, a data file that
+cannot be opened) raises `Unsupported`: the caller then checks the data by reading each
 tensor once through TensorFlow instead. A checksum, size or structure that is wrong
 raises `CheckpointError`.
 """
 
 from __future__ import annotations
 
-import mmap
+import math
 import os
 import struct
 import sys
@@ -40,6 +43,8 @@ _FOOTER = 48
 _TRAILER = 5  # compression type byte + masked CRC32C of the block and that byte
 _MASK_DELTA = 0xA282EAD8
 _DT_STRING = 7
+_CHUNK = 1 << 22  # bytes per read while checksumming (a buffer that stays in the cache)
+_MAX_READ = 1 << 30  # bytes per pread call (Linux reads at most ~2 GiB at a time)
 _RESTORE_FIX = (
     "Fix: restore the checkpoint from a good copy (a save interrupted mid-write never "
     "replaces the previous checkpoint of a tu.save directory)."
@@ -47,7 +52,17 @@ _RESTORE_FIX = (
 
 
 class Unsupported(Exception):
-    """The bundle uses something this module does not read; load as TF reads instead."""
+    """The bundle uses something this module does not read; load as TF reads instead.
+
+    `corrupt` is True when the index is not a well-formed table at all (truncated, no
+    footer, a block or entry running outside its bounds, undecodable entries): no
+    TensorFlow writer makes one, and TensorFlow's own reader can allocate memory sized
+    by the broken fields, so readers.py refuses it instead of handing it to TensorFlow.
+    """
+
+    def __init__(self, message: str, corrupt: bool = False):
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 def mask(crc: int) -> int:
@@ -60,11 +75,28 @@ def unmask(masked: int) -> int:
     return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
 
-def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
-    """CRC32C of a bytes-like object (hardware-accelerated where the CPU has it)."""
-    import crc32c as _crc32c
+_LGPL_MISSING = False
 
-    return _crc32c.crc32c(data, crc)
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+    """CRC32C of `data`, extending `crc` (hardware-accelerated where the CPU has it).
+
+    Computed by the `crc32c` package (LGPL-2.1+, a dependency of tfunite: ~1.8x faster
+    over the same bytes, bench/bench_crc32c.py), or by `google-crc32c` (Apache-2.0,
+    `pip install 'tfunite[apache-crc]'`) where `crc32c` is not installed. ImportError if
+    neither is.
+    """
+    global _LGPL_MISSING
+    if not _LGPL_MISSING:
+        try:
+            import crc32c as _lgpl
+        except ImportError:
+            _LGPL_MISSING = True  # a failed import is not cached by Python: remember it
+        else:
+            return int(_lgpl.crc32c(data, crc))
+    import google_crc32c
+
+    return int(google_crc32c.extend(crc, data))
 
 
 def _varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
@@ -141,7 +173,7 @@ class Bundle:
         self.index_path = prefix + ".index"
         self.entries: dict[str, Entry] = {}
         self.slice_entries: list[Entry] = []  # the data of partitioned tensors
-        self._maps: dict[int, tuple[mmap.mmap | None, int]] = {}
+        self._files: dict[int, tuple[int, int]] = {}  # shard -> (descriptor, size)
         try:
             with open(self.index_path, "rb") as f:
                 raw = f.read()
@@ -155,7 +187,7 @@ class Bundle:
         from tensorflow.core.protobuf import tensor_bundle_pb2 as pb
 
         if len(raw) < _FOOTER or struct.unpack_from("<Q", raw, len(raw) - 8)[0] != _MAGIC:
-            raise Unsupported("no table footer")
+            raise Unsupported("no table footer", corrupt=True)
         footer = len(raw) - _FOOTER
         try:
             _, pos = _varint(raw, footer, footer + 40)  # metaindex offset
@@ -163,7 +195,7 @@ class Bundle:
             index_offset, pos = _varint(raw, pos, footer + 40)
             index_size, pos = _varint(raw, pos, footer + 40)
         except ValueError as e:
-            raise Unsupported(str(e)) from None
+            raise Unsupported(f"footer: {e}", corrupt=True) from None
         header = None
         try:
             for _, handle in self._block_entries(raw, index_offset, index_size, "index"):
@@ -172,19 +204,21 @@ class Bundle:
                 for key, value in self._block_entries(raw, offset, size, "data"):
                     if header is None:
                         if key != b"":
-                            raise Unsupported("the first entry is not the bundle header")
+                            raise Unsupported(
+                                "the first entry is not the bundle header", corrupt=True
+                            )
                         header = pb.BundleHeaderProto.FromString(value)
                     else:
                         self._add(key, pb.BundleEntryProto.FromString(value))
-        except (ValueError, DecodeError) as e:  # the block checksums held: a layout not known
-            raise Unsupported(str(e)) from None
+        except (ValueError, DecodeError) as e:  # the block checksums held, the layout not
+            raise Unsupported(str(e), corrupt=True) from None
         if header is None:
-            raise Unsupported("no bundle header")
+            raise Unsupported("no bundle header", corrupt=True)
         if header.endianness != pb.BundleHeaderProto.LITTLE or sys.byteorder != "little":
             raise Unsupported("a big-endian bundle or machine")
         self.num_shards = int(header.num_shards)
         if self.num_shards < 1:
-            raise Unsupported(f"{self.num_shards} shards")
+            raise Unsupported(f"{self.num_shards} shards", corrupt=True)
         for entry in [*self.entries.values(), *self.slice_entries]:
             if not entry.sliced and not 0 <= entry.shard < self.num_shards:
                 raise CheckpointError(
@@ -205,7 +239,12 @@ class Bundle:
             sliced=len(proto.slices) > 0,
         )
         if proto.shape.unknown_rank or any(d < 0 for d in entry.shape):
-            raise Unsupported(f"entry {entry.key!r} has no full shape")
+            raise Unsupported(f"entry {entry.key!r} has no full shape", corrupt=True)
+        if math.prod(entry.shape) >= 1 << 63:  # TensorFlow's reader aborts the process
+            raise Unsupported(
+                f"entry {entry.key!r} has shape {list(entry.shape)}: more than 2**63 elements",
+                corrupt=True,
+            )
         if key.startswith(b"\x00"):  # the keys of slices (checkpoint::EncodeTensorNameSlice)
             self.slice_entries.append(entry)
         else:
@@ -216,7 +255,7 @@ class Bundle:
     ) -> Iterator[tuple[bytes, bytes]]:
         end = offset + size
         if end + _TRAILER > len(raw) - _FOOTER or size < 4:
-            raise Unsupported(f"{what} block outside the file")
+            raise Unsupported(f"{what} block outside the file", corrupt=True)
         kind = raw[end]
         stored = struct.unpack_from("<I", raw, end + 1)[0]
         block = raw[offset:end]
@@ -230,7 +269,7 @@ class Bundle:
         restarts = struct.unpack_from("<I", block, size - 4)[0]
         limit = size - 4 * (restarts + 1)
         if restarts < 1 or limit < 0:
-            raise Unsupported(f"bad restart array in a {what} block")
+            raise Unsupported(f"bad restart array in a {what} block", corrupt=True)
         pos, key = 0, b""
         try:
             while pos < limit:
@@ -244,17 +283,24 @@ class Bundle:
                 yield key, block[pos : pos + length]
                 pos += length
         except ValueError as e:
-            raise Unsupported(f"{what} block: {e}") from None
+            raise Unsupported(f"{what} block: {e}", corrupt=True) from None
 
     # ------------------------------------------------------------------ data
     def data_path(self, shard: int) -> str:
         return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
 
-    def _map(self, shard: int) -> tuple[mmap.mmap | None, int]:
-        if shard not in self._maps:
+    def _open(self, shard: int) -> tuple[int, int]:
+        """(file descriptor, size at open) of data shard `shard`, opened once per load.
+
+        Data is read with pread into fresh buffers, never memory-mapped: a file truncated
+        or rewritten during the load gives short reads or wrong checksums (errors), never
+        a SIGBUS. A file replaced by rename (what tu.save and TF do) is not seen at all:
+        the open descriptor keeps the old file.
+        """
+        if shard not in self._files:
             path = self.data_path(shard)
             try:
-                f = open(path, "rb")
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             except FileNotFoundError:
                 raise CheckpointError(
                     f"Checkpoint {self.prefix}: data file {path} is missing. Expected all "
@@ -263,42 +309,69 @@ class Bundle:
                 ) from None
             except OSError as e:
                 raise Unsupported(f"cannot open {path}: {e.strerror}") from None
-            with f:
-                size = os.fstat(f.fileno()).st_size
-                try:
-                    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-                except (OSError, ValueError) as e:
-                    raise Unsupported(f"cannot map {path}: {e}") from None
-            self._maps[shard] = (mm, size)
-        return self._maps[shard]
+            self._files[shard] = (fd, os.fstat(fd).st_size)
+        return self._files[shard]
 
-    def _range(self, entry: Entry, what: str) -> memoryview:
-        mm, have = self._map(entry.shard)
+    def _check_range(self, entry: Entry, what: str) -> int:
+        """The descriptor of `entry`'s shard, after checking its bytes lie in the file."""
+        fd, have = self._open(entry.shard)
+        if entry.offset < 0 or entry.size < 0:
+            raise CheckpointError(
+                f"Checkpoint {self.prefix}: the index puts {what} at offset {entry.offset} "
+                f"with size {entry.size} in {self.data_path(entry.shard)}; expected both >= 0: "
+                "the index file is corrupted. Nothing was loaded. " + _RESTORE_FIX
+            )
         if entry.offset + entry.size > have:
             raise CheckpointError(
                 f"Checkpoint {self.prefix} is truncated: {what} needs bytes "
                 f"{entry.offset}..{entry.offset + entry.size} of {self.data_path(entry.shard)}, "
                 f"which holds {have} bytes. Nothing was loaded. " + _RESTORE_FIX
             )
-        if entry.size == 0 or mm is None:  # mm is None only for an empty file (have == 0)
-            return memoryview(b"")
-        return memoryview(mm)[entry.offset : entry.offset + entry.size]
+        return fd
 
-    def _release(self, entry: Entry) -> None:
-        mm, _ = self._maps.get(entry.shard, (None, 0))
-        if mm is None or entry.size == 0 or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        start = entry.offset - entry.offset % mmap.PAGESIZE
-        try:
-            mm.madvise(mmap.MADV_DONTNEED, start, entry.offset + entry.size - start)
-        except (OSError, ValueError):
-            pass
+    def _pread(self, fd: int, entry: Entry, offset: int, size: int, what: str) -> bytes:
+        """`size` bytes at `offset` of `entry`'s shard; CheckpointError if the file got
+        shorter since it was opened (truncated during the load)."""
+        parts = []
+        while size > 0:
+            try:
+                part = os.pread(fd, min(size, _MAX_READ), offset)
+            except OSError as e:
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: reading {what} from "
+                    f"{self.data_path(entry.shard)} failed: {e.strerror}. Fix: check the "
+                    "disk and load again."
+                ) from None
+            if not part:
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: data file {self.data_path(entry.shard)} was "
+                    f"truncated during the load: {what} needs bytes "
+                    f"{entry.offset}..{entry.offset + entry.size}, the file now holds "
+                    f"{os.fstat(fd).st_size} bytes. Fix: do not write to a checkpoint while "
+                    "it loads; load it again."
+                )
+            parts.append(part)
+            offset += len(part)
+            size -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _read(self, entry: Entry, what: str) -> bytes:
+        """The bytes of `entry` (bounded by the file's size, checked first)."""
+        fd = self._check_range(entry, what)
+        return self._pread(fd, entry, entry.offset, entry.size, what) if entry.size else b""
+
+    def _crc_of(self, entry: Entry, what: str) -> int:
+        """CRC32C of `entry`'s bytes, read in chunks (one small buffer at a time)."""
+        fd = self._check_range(entry, what)
+        crc, offset, end = 0, entry.offset, entry.offset + entry.size
+        while offset < end:
+            n = min(_CHUNK, end - offset)
+            crc = crc32c(self._pread(fd, entry, offset, n, what), crc)
+            offset += n
+        return crc
 
     def release(self, key: str) -> None:
-        """Drop the pages of tensor `key` from this process's resident memory (they stay
-        in the page cache): checking and loading a bundle hold one tensor's pages at a
-        time, not the whole data file."""
-        self._release(self.entries[key])
+        """Done with `array(key)` (kept for callers; reads hold no pages of the file)."""
 
     def checkable(self, entry: Entry) -> bool:
         if entry.sliced:
@@ -325,7 +398,7 @@ class Bundle:
         dtype = _numpy_dtype(entry.dtype)
         got: int | None
         if dtype is not None:
-            count = int(np.prod(entry.shape, dtype=np.int64))
+            count = math.prod(entry.shape)  # Python ints: an absurd shape cannot overflow
             if entry.size != count * dtype.itemsize:
                 raise CheckpointError(
                     f"Checkpoint {self.prefix}: the index gives {what} "
@@ -333,9 +406,7 @@ class Bundle:
                     f"{count * dtype.itemsize}: the index file is corrupted. Nothing was "
                     "loaded. " + _RESTORE_FIX
                 )
-            data = self._range(entry, what)
-            got = crc32c(data)
-            data.release()
+            got = self._crc_of(entry, what)
         else:
             got = self._string_crc(entry, what)
             if got is None:
@@ -345,7 +416,6 @@ class Bundle:
                     f"{os.path.basename(self.data_path(entry.shard))}. Nothing was loaded. "
                     + _RESTORE_FIX
                 )
-        self._release(entry)
         want = unmask(entry.crc)
         if got != want:
             raise CheckpointError(
@@ -360,42 +430,37 @@ class Bundle:
         """The CRC TF's ReadStringTensor computes: each length as uint32 (uint64 if it
         does not fit), the 4 stored bytes of the lengths' checksum, the string bytes.
         None if the lengths run past the tensor's bytes."""
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)
         if count == 0 or entry.size == 0:
             return 0
-        data = self._range(entry, what)
-        try:
-            raw = data.tobytes() if entry.size <= (1 << 20) else data
-            pos, total, end = 0, 0, entry.size
-            packed = bytearray()
-            for _ in range(count):
-                try:
-                    n, pos = _varint(raw, pos, end)
-                except ValueError:
-                    return None
-                packed += struct.pack("<I", n) if n <= 0xFFFFFFFF else struct.pack("<Q", n)
-                total += n
-            crc = crc32c(packed)
-            if pos + 4 + total > end:
+        raw = self._read(entry, what)  # entry.size is at most the file's size (checked)
+        pos, total, end = 0, 0, entry.size
+        packed = bytearray()
+        for _ in range(count):  # each length takes >= 1 byte: at most entry.size rounds
+            try:
+                n, pos = _varint(raw, pos, end)
+            except ValueError:
                 return None
-            return crc32c(data[pos : pos + 4 + total], crc)
-        finally:
-            data.release()
+            packed += struct.pack("<I", n) if n <= 0xFFFFFFFF else struct.pack("<Q", n)
+            total += n
+        crc = crc32c(bytes(packed))
+        if pos + 4 + total > end:
+            return None
+        return crc32c(raw[pos : pos + 4 + total], crc)
 
     def array(self, key: str) -> np.ndarray | None:
-        """Tensor `key` as a read-only numpy view of its bytes in the data file, or None
-        if it is not POD (strings) or is partitioned. Its CRC32C is checked again first,
-        so the bytes assigned are the bytes checked even if the file changed since
-        `check`. `release(key)` when the view was consumed."""
+        """Tensor `key` as a read-only numpy array over a fresh read of its bytes, or
+        None if it is not POD (strings) or is partitioned. Its CRC32C is checked again
+        first, so the bytes assigned are the bytes checked even if the file changed since
+        `check`."""
         entry = self.entries[key]
         dtype = _numpy_dtype(entry.dtype)
         if dtype is None or entry.sliced:
             return None
         if entry.size == 0:
             return np.zeros(entry.shape, dtype)
-        data = self._range(entry, f"tensor {key!r}")
+        data = self._read(entry, f"tensor {key!r}")
         got = crc32c(data)
-        data.release()
         if got != unmask(entry.crc):
             raise CheckpointError(
                 f"Checkpoint {self.prefix}: tensor {key!r} changed in data file "
@@ -403,17 +468,9 @@ class Bundle:
                 f"was {unmask(entry.crc):08x} when checked, now {got:08x}). Fix: do not write "
                 "to a checkpoint while it loads; load it again."
             )
-        mm, _ = self._map(entry.shard)
-        assert mm is not None  # entry.size > 0 and _range read it, so the shard is mapped
-        return np.frombuffer(
-            mm, dtype, int(np.prod(entry.shape, dtype=np.int64)), entry.offset
-        ).reshape(entry.shape)
+        return np.frombuffer(data, dtype).reshape(entry.shape)
 
     def close(self) -> None:
-        maps, self._maps = self._maps, {}
-        for mm, _ in maps.values():
-            if mm is not None:
-                try:
-                    mm.close()
-                except BufferError:
-                    pass  # a view is still alive (TF frees numpy inputs lazily): unmapped when it dies
+        files, self._files = self._files, {}
+        for fd, _ in files.values():
+            os.close(fd)

@@ -17,9 +17,11 @@ time, so a load holds at most one extra tensor.
 
 from __future__ import annotations
 
-import glob
+import contextlib
+import math
 import os
 import re
+import shutil
 import weakref
 from collections.abc import Mapping
 from typing import Any, cast
@@ -170,8 +172,11 @@ def save(
     """Atomically write `owner`'s variables to the checkpoint directory `path`.
 
     Once the new bundle is current, older ``ckpt-*`` files in `path` are removed: the
-    directory holds one checkpoint (use a new directory to keep several).
-    Returns the prefix of the bundle written (what TF1 `Saver.restore` takes).
+    directory holds one checkpoint (use a new directory to keep several), and so are
+    the leftovers of saves killed mid-write. If writing fails (a full disk), the
+    partial files are removed, `CheckpointError` is raised and the previous checkpoint
+    stays current. Returns the prefix of the bundle written (what TF1 `Saver.restore`
+    takes).
     """
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
@@ -197,12 +202,30 @@ def save(
             f"Cannot create checkpoint directory {path}: {e.strerror}. "
             "Fix: choose a writable location."
         ) from None
-    numbers = [
-        int(m.group(1)) for f in os.listdir(path) if (m := re.match(r"ckpt-(\d+)\.index$", f))
-    ]
-    prefix = os.path.join(path, f"ckpt-{max(numbers, default=0) + 1}")
+    prefix = _next_prefix(path)
     names = list(targets)
     variables = [targets[n] for n in names]
+    try:
+        _write_bundle(prefix, names, variables, session)
+    except (tf.errors.OpError, OSError) as e:
+        raise _save_failed(path, prefix, e) from None
+    _commit(path, prefix)
+    _remove_all_but(path, prefix)
+    return prefix
+
+
+def _next_prefix(path: str) -> str:
+    """`path/ckpt-N` for the next N: one above every bundle in `path`, complete or not."""
+    numbers = [
+        int(m.group(1))
+        for f in os.listdir(path)
+        if (m := re.match(r"ckpt-(\d+)\.(index|data-)", f))
+    ]
+    return os.path.join(path, f"ckpt-{max(numbers, default=0) + 1}")
+
+
+def _write_bundle(prefix: str, names: list[str], variables: list[Any], session: Any) -> None:
+    """Write the bundle `prefix` (not yet current: `_commit` makes it so)."""
     if session is None:
         if not tf.executing_eagerly():
             raise CheckpointError(
@@ -232,19 +255,65 @@ def save(
                 cache[key] = (ph.name, op.name)
         ph, op = cache[key]
         session.run(op, {ph: prefix})
-    # The commit point: the state file is replaced by an atomic rename.
+
+
+def _commit(path: str, prefix: str) -> None:
+    """The commit point: the `checkpoint` state file, replaced by an atomic rename."""
     from tensorflow.python.checkpoint import checkpoint_management
 
-    checkpoint_management.update_checkpoint_state_internal(
-        save_dir=path,
-        model_checkpoint_path=prefix,
-        all_model_checkpoint_paths=[prefix],
-        save_relative_paths=True,
+    try:
+        checkpoint_management.update_checkpoint_state_internal(
+            save_dir=path,
+            model_checkpoint_path=prefix,
+            all_model_checkpoint_paths=[prefix],
+            save_relative_paths=True,
+        )
+    except (tf.errors.OpError, OSError) as e:
+        raise _save_failed(path, prefix, e) from None
+
+
+def _remove_all_but(path: str, prefix: str, keep_current: bool = False) -> None:
+    """Remove the other bundles of `path` and what killed saves left behind (bundles
+    never made current, TF's ``*.tempstate*`` files, ``checkpoint.tmp*`` state files).
+    With `keep_current`, the bundle the state file names is kept too."""
+    keep = os.path.basename(prefix) + "."
+    current = None
+    if keep_current:
+        latest = tf.train.latest_checkpoint(path)
+        current = os.path.basename(latest) + "." if latest else None
+    for name in os.listdir(path):
+        if name.startswith("checkpoint.tmp") or (
+            name.startswith("ckpt-") and not name.startswith(keep)
+        ):
+            if current is not None and name.startswith(current):
+                continue
+            full = os.path.join(path, name)
+            try:
+                shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
+            except FileNotFoundError:
+                pass
+
+
+def _save_failed(path: str, prefix: str, e: BaseException) -> CheckpointError:
+    """The error of a save that could not write its bundle or state file; what it had
+    written is removed first, so the previous checkpoint stays the current one."""
+    with contextlib.suppress(OSError):
+        _remove_all_but(path, prefix + ".none", keep_current=True)
+    text = (getattr(e, "message", None) or str(e)).strip()
+    text = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", text)  # TF's op wrapper
+    first = text.splitlines()[0] if text else type(e).__name__
+    latest = tf.train.latest_checkpoint(path)
+    kept = (
+        f"The previous checkpoint ({os.path.basename(latest)}) is intact and still current"
+        if latest
+        else "No checkpoint was written"
     )
-    for old in glob.glob(os.path.join(glob.escape(path), "ckpt-*")):
-        if not os.path.basename(old).startswith(os.path.basename(prefix) + "."):
-            os.remove(old)
-    return prefix
+    return CheckpointError(
+        f"Saving to {path} failed: {first}. {kept}; the partial files of "
+        f"{os.path.basename(prefix)} were removed. Fix: free disk space (or raise the "
+        "file size limit, `ulimit -f`) and check that the directory is writable, then "
+        "save again."
+    )
 
 
 # The bundle's keys are canonical names; beside them, TF's object graph (the key
@@ -291,7 +360,7 @@ def inspect(path: str | os.PathLike) -> list[dict[str, Any]]:
     try:
         rows = []
         for name, (shape, dtype) in sorted(reader.entries.items()):
-            elements = int(np.prod(shape, dtype=np.int64))
+            elements = math.prod(shape)  # Python ints: an absurd shape cannot overflow
             rows.append(
                 {
                     "name": name,

@@ -78,6 +78,27 @@ def ensure(bridge: str) -> list[str]:
     return done
 
 
+def enable_fixes(framework: str) -> list[str]:
+    """Make plain code of `framework` work on this TensorFlow: apply tfunite's legacy
+    fixes for it (idempotent); returns the names of the fixes now applied.
+
+    tfunite applies them itself when one of its owners first uses a framework; call this
+    when your own code uses the framework directly, before it does. On TF 2.21, plain
+    TF-Slim fails with ``No module named 'tf_keras.legacy_tf_layers'`` without it.
+    `framework` is a bridge name: "slim", "tflearn", "sonnet", "keras", "tf_keras",
+    "tf_module" (the ones without fixes return []). `tfunite doctor` lists the fixes.
+
+    >>> import tf_slim as slim
+    >>> "slim-batch-norm-import" in tu.enable_fixes("slim")
+    True
+    >>> with tf.Graph().as_default():
+    ...     y = slim.batch_norm(tf.ones((1, 4, 4, 2)), is_training=False)
+    >>> y.shape.as_list()
+    [1, 4, 4, 2]
+    """
+    return ensure(framework)
+
+
 def undo(name: str) -> None:
     """Undo one applied fix (restores the patched objects)."""
     fix = FIXES[name]

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import glob
 import io
+import math
 import os
 import re
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -71,12 +73,14 @@ class TFReader(Reader):
 
     def __init__(self, path: str):
         super().__init__(path)
+        self._bundle: Bundle | None = _prevalidate(path)
         try:
             self._reader = tf.train.load_checkpoint(path)
-        except (tf.errors.OpError, ValueError) as e:
+            shapes = self._reader.get_variable_to_shape_map()
+            dtypes = self._reader.get_variable_to_dtype_map()
+        except Exception as e:  # OpError; IndexError, MemoryError, TypeError if broken
+            self.close()
             raise _not_a_checkpoint(path, e) from None
-        shapes = self._reader.get_variable_to_shape_map()
-        dtypes = self._reader.get_variable_to_dtype_map()
         self.prefix = path
         self.v2 = os.path.exists(path + ".index")
         self._keys: dict[str, str] = {}
@@ -98,13 +102,12 @@ class TFReader(Reader):
             if name not in self._extras:
                 self.entries[name] = (tuple(shapes[key]), np.dtype(dtypes[key].as_numpy_dtype))
         self._all = {k: (tuple(shapes[k]), dtypes[k]) for k in shapes}
-        self._bundle: Bundle | None = None
         self._checked: set[str] = set()  # names whose bytes `check` verified in the bundle
 
     def read(self, name: str) -> np.ndarray:
         try:
             return self._reader.get_tensor(self._keys[name])
-        except tf.errors.OpError as e:
+        except (tf.errors.OpError, MemoryError, IndexError, ValueError) as e:
             raise self._corrupt(name, e) from None
 
     def read_tensor(self, name: str) -> tf.Tensor:
@@ -138,8 +141,8 @@ class TFReader(Reader):
             )
         numeric = 0
         for shape, dtype in self._all.values():
-            if dtype != tf.string:
-                numeric += int(np.prod(shape, dtype=np.int64)) * dtype.size
+            if dtype != tf.string:  # Python ints: an absurd shape cannot overflow
+                numeric += math.prod(shape) * dtype.size
         if self._extras:  # and tu.save's object graph (a string: its size is indexed)
             try:
                 self._bundle = self._bundle or Bundle(self.prefix)
@@ -216,22 +219,39 @@ class H5Reader(Reader):
         super().__init__(path)
         import h5py
 
+        self._file: Any = None
         try:
             if path.endswith(".keras"):
                 self.kind = "keras-zip"
-                with zipfile.ZipFile(path) as archive:
-                    if "model.weights.h5" not in archive.namelist():
-                        raise CheckpointError(
-                            f"{path} is a zip file without model.weights.h5: not a .keras "
-                            "archive. Expected a file written by keras model.save(). Fix: "
-                            "pass the .keras file keras wrote, or its model.weights.h5."
-                        )
-                    data = archive.read("model.weights.h5")
+                try:
+                    data = _keras_weights(path)
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+                    raise CheckpointError(
+                        f"{path} is a damaged .keras archive ({_first_line(e)}). Expected a "
+                        "zip file written by keras model.save(). Nothing was loaded. Fix: "
+                        "save the model again, or restore the file from a good copy."
+                    ) from None
+                self._size = len(data)
                 self._file = h5py.File(io.BytesIO(data), "r")
             else:
+                self._size = os.path.getsize(path)
                 self._file = h5py.File(path, "r")
+            self._index(h5py)
+        except CheckpointError:
+            self.close()
+            raise
         except (OSError, zipfile.BadZipFile) as e:
+            self.close()
             raise _not_a_checkpoint(path, e) from None
+        except Exception as e:  # HDF5 reports damage as RuntimeError, KeyError, ValueError...
+            self.close()
+            raise CheckpointError(
+                f"{path} is a damaged HDF5 file ({_first_line(e)}). Expected a Keras "
+                ".weights.h5/.h5 file (or the model.weights.h5 of a .keras archive). Nothing "
+                "was loaded. Fix: save the weights again, or restore the file from a good copy."
+            ) from None
+
+    def _index(self, h5py: Any) -> None:
         self._datasets: dict[str, Any] = {}
 
         def visit(name: str, obj: Any) -> None:
@@ -256,14 +276,105 @@ class H5Reader(Reader):
         else:
             self._file.visititems(visit)
         for name, ds in self._datasets.items():
+            if not isinstance(ds, h5py.Dataset):
+                raise CheckpointError(
+                    f"{self.path}: weight {name!r} is a {type(ds).__name__}, expected a "
+                    "dataset: not a Keras weights file, or a damaged one. Nothing was loaded. "
+                    "Fix: save the weights again, or restore the file from a good copy."
+                )
+            self._check_size(name, ds)
             self.entries[canonical(name)] = (tuple(ds.shape), np.dtype(ds.dtype))
         self._names = {canonical(n): n for n in self._datasets}
 
+    def _check_size(self, name: str, ds: Any) -> None:
+        """Refuse a dataset whose shape claims more bytes than the file can hold: reading
+        it would allocate memory sized by that field alone."""
+        nbytes = math.prod(ds.shape or ()) * ds.dtype.itemsize
+        filtered = ds.id.get_create_plist().get_nfilters() > 0  # compressed
+        limit = self._size * (_MAX_EXPANSION if filtered else 1)
+        if nbytes > limit:
+            raise CheckpointError(
+                f"{self.path}: dataset {name!r} ({ds.dtype} {list(ds.shape)}) claims {nbytes} "
+                f"bytes, more than the {self._size}-byte file can hold"
+                + (f" even compressed {_MAX_EXPANSION}x" if filtered else "")
+                + ": the file is damaged or hostile. Nothing was loaded. Fix: save the "
+                "weights again, or restore the file from a good copy."
+            )
+
+    def check(self, names: list[str]) -> None:
+        """HDF5 stores no checksums: read every named weight once before the first
+        assignment, so a dataset the file cannot deliver refuses the whole load."""
+        for name in names:
+            self.read(name)
+
     def read(self, name: str) -> np.ndarray:
-        return np.asarray(self._datasets[self._names[name]][()])
+        try:
+            return np.asarray(self._datasets[self._names[name]][()])
+        except (OSError, RuntimeError, ValueError, KeyError, MemoryError) as e:
+            raise CheckpointError(
+                f"{self.path}: weight {name!r} cannot be read ({_first_line(e)}): the file is "
+                "damaged. Fix: save the weights again, or restore the file from a good copy."
+            ) from None
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+
+
+# A .keras member or HDF5 dataset that expands more than this is a bomb: Keras stores
+# its members uncompressed, DEFLATE cannot exceed ~1032x (Keras itself uses 100x).
+_MAX_EXPANSION = 100
+_BOMB_FLOOR = 1 << 28  # members up to 256 MiB are read whatever their ratio
+
+
+def _keras_weights(path: str) -> bytes:
+    """The bytes of model.weights.h5 in the .keras archive `path`; nothing else of the
+    archive is read (never config.json: no layer is deserialized, no code runs)."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        unsafe = [n for n in names if n.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", n)]
+        if unsafe:
+            raise CheckpointError(
+                f"{path} holds archive members with absolute or parent paths ({unsafe[:3]}): "
+                "keras model.save() never writes those; the archive is hostile or damaged. "
+                "Nothing was loaded. Fix: pass a .keras file written by Keras."
+            )
+        if "model.weights.h5" not in names:
+            raise CheckpointError(
+                f"{path} is a zip file without model.weights.h5: not a .keras "
+                "archive. Expected a file written by keras model.save(). Fix: "
+                "pass the .keras file keras wrote, or its model.weights.h5."
+            )
+        info = archive.getinfo("model.weights.h5")
+        if info.file_size > _BOMB_FLOOR and info.file_size > _MAX_EXPANSION * info.compress_size:
+            raise CheckpointError(
+                f"{path}: its model.weights.h5 declares {info.file_size} bytes stored in "
+                f"{info.compress_size} (more than {_MAX_EXPANSION}x): a decompression bomb, "
+                "not a file Keras wrote (Keras stores members uncompressed). Nothing was "
+                "loaded. Fix: pass a .keras file written by Keras."
+            )
+        return archive.read("model.weights.h5")
+
+
+def _prevalidate(path: str) -> Bundle | None:
+    """The parsed index of the V2 bundle `path` (None if not one, or one bundle.py does
+    not read), read before TensorFlow reads it: an index that is not a well-formed table
+    is refused here (TF's reader can allocate memory sized by its broken fields)."""
+    if not os.path.exists(path + ".index"):
+        return None
+    try:
+        return Bundle(path)
+    except ImportError:  # no CRC32C package: TensorFlow reads and checks everything
+        return None
+    except Unsupported as e:
+        if not e.corrupt:
+            return None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: its index file {path}.index is corrupted "
+            f"or truncated ({e}). Expected a TensorFlow V2 bundle index. Nothing was loaded. Fix: "
+            "restore the checkpoint from a good copy (a save interrupted mid-write never "
+            "replaces the previous checkpoint of a tu.save directory)."
+        ) from None
 
 
 def _text(value: Any) -> str:

@@ -50,11 +50,41 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_temporaries(folder: str, base: str) -> list[str]:
+    """Remove the temporary files of `save_atomic` calls for `base` whose process is
+    gone (killed mid-write: ``.<base>.<pid>.<random>.tmp.keras``); returns their names."""
+    pattern = re.compile(rf"\.{re.escape(base)}\.(\d+)\.[^.]+\.tmp\.keras$")
+    removed = []
+    for name in os.listdir(folder):
+        m = pattern.match(name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+    return removed
+
+
 def save_atomic(model: Any, path: str) -> str:
-    """Save `model` to `path` via a temporary file in the same folder and a rename."""
+    """Save `model` to `path` via a temporary file in the same folder and a rename.
+
+    The temporary file's name holds this process's id, so a later call removes those of
+    processes killed mid-write (`remove_stale_temporaries`); a reader of `path` sees the
+    previous file or the new one, never a part of one.
+    """
     path = check_output(path)
     folder, base = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp.keras", dir=folder)
+    remove_stale_temporaries(folder, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp.keras", dir=folder)
     os.close(fd)
     try:
         model.save(tmp)

@@ -423,16 +423,38 @@ def test_pod_tensors_are_assigned_from_the_checked_bytes(saved, tmp_path, monkey
 
 
 def test_without_the_crc32c_module_loads_read_everything_first(saved, tmp_path, monkeypatch):
+    """Neither CRC32C package importable: every tensor is read through TF first."""
     import sys
 
     prefix, targets = saved
     offset = entry(prefix, "i64").offset
     monkeypatch.setitem(sys.modules, "crc32c", None)  # import crc32c raises ImportError
+    monkeypatch.setitem(sys.modules, "google_crc32c", None)
     tu.load(targets, tmp_path / "ck")
     assert_values(targets, VALUES)
     flip(data_file(prefix), offset + 1)
     targets = variables(zero=True)
     with pytest.raises(tu.CheckpointError, match=r"tensor 'i64' cannot be read .*Checksum"):
+        tu.load(targets, tmp_path / "ck")
+    assert not targets["f32"].numpy().any()
+
+
+def test_google_crc32c_alone_checks_the_bundle(saved, tmp_path, monkeypatch):
+    """Without the LGPL `crc32c` package, google-crc32c (the dependency) computes the
+    same checksums: a flipped byte is found by bundle.py, not by a TF read."""
+    import sys
+
+    prefix, targets = saved
+    data = os.urandom(100_003)
+    fast = tub.crc32c(data[7:], tub.crc32c(data[:7]))
+    monkeypatch.setitem(sys.modules, "crc32c", None)
+    assert tub.crc32c(data[7:], tub.crc32c(data[:7])) == fast == tub.crc32c(data)
+    assert tub.crc32c(b"123456789") == 0xE3069283
+    flip(data_file(prefix), entry(prefix, "i64").offset + 1)
+    targets = variables(zero=True)
+    with pytest.raises(
+        tu.CheckpointError, match=r"tensor 'i64' is corrupted: .*should have CRC32C"
+    ):
         tu.load(targets, tmp_path / "ck")
     assert not targets["f32"].numpy().any()
 

@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -31,8 +32,45 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 EXIT_DIFFERENT, EXIT_TROUBLE = 1, 2  # `tfunite diff`, as diff(1) and cmp(1)
 
 
-def _quiet_tf() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# What TensorFlow's C++ libraries print to stderr while they load, before any logging
+# set-up can filter it (absl's pre-init notice, info lines about oneDNN, CUDA and CPU
+# instructions): dropped from the output of the commands that load TensorFlow.
+_START_UP_NOISE = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\]"
+    r"|To enable the following instructions: .* rebuild TensorFlow)"
+)
+# Commands that load TensorFlow (doctor only without --no-import).
+_LOADS_TF = {"port", "inspect", "diff", "recipes", "compat", "doctor"}
+
+
+def _quiet_tf(command: str | None = None, args: Sequence[str] = ()) -> None:
+    """Silence TensorFlow's start-up before it loads: C++ logging below errors off (an
+    explicit TF_CPP_MIN_LOG_LEVEL wins), and for a command that loads TensorFlow, the
+    import done with stderr captured, keeping only what is not start-up noise (all of
+    it if the import fails)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if command not in _LOADS_TF or "--no-import" in args or "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    ok = False
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")  # the V1-format and deprecation notices
+            ok = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode("utf8", "replace").splitlines(keepends=True)
+            kept = [ln for ln in lines if not ok or not _START_UP_NOISE.match(ln)]
+            sys.stderr.write("".join(kept))
 
 
 def _human(n: float) -> str:
@@ -594,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except _ArgumentError as e:
             e.parser.print_usage(sys.stderr)
             return _fail(e.parser.prog, str(e), EXIT_USAGE, "--json" in argv)
-    _quiet_tf()
+    _quiet_tf(args.command, getattr(args, "args", None) or argv)
     from tfunite.errors import TfuniteError
 
     as_json = bool(getattr(args, "json", False))

@@ -1,8 +1,9 @@
 """`tfunite doctor`: what is installed, which legacy fixes tfunite carries, what will break.
 
 Prints every framework version found, the legacy fixes registered by the bridges (and
-whether they are applied in this process), and the known problems of this environment,
-each with the command that fixes it. `--json` gives the same as a JSON document.
+whether they are applied in this process; `tu.enable_fixes(framework)` applies them for
+plain framework code), the known problems of this environment, each with the command
+that fixes it, and the licence of every installed dependency. `--json` gives the same as a JSON document.
 
     tfunite doctor            # or: python -m tfunite.tools.doctor
     tfunite doctor --json
@@ -21,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -223,8 +225,8 @@ def problems(found: dict[str, str] | None = None) -> list[Problem]:
                     "'tf_keras.legacy_tf_layers' (moved to tf_keras.src; tf-slim "
                     "issue 24). tfunite's slim bridge carries a fix, applied when "
                     "the bridge is used.",
-                    "use tu.slim(fn, ...) (applies the fix), or pin "
-                    "'tensorflow<2.16' for plain Slim code",
+                    'for plain Slim code call tu.enable_fixes("slim") before it runs; '
+                    "tu.slim(fn, ...) applies the fix itself",
                 )
             )
     sonnet_v = _major_minor(found.get("sonnet"))
@@ -286,6 +288,64 @@ def _has_module(name: str) -> bool:
         return False
 
 
+def _requirement_names(distribution: str) -> list[str]:
+    from importlib.metadata import distribution as dist
+
+    names = []
+    for req in dist(distribution).requires or []:
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+        if m:
+            names.append(m.group(1))
+    return names
+
+
+def _license(meta: Any) -> str:
+    """A distribution's licence: License-Expression, else a short License field, else
+    its `License ::` classifiers."""
+    expression = meta.get("License-Expression")
+    if expression:
+        return str(expression)
+    text = (meta.get("License") or "").strip()
+    if text and len(text) <= 60 and "\n" not in text:
+        return text
+    classifiers = [
+        c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")
+    ]
+    if classifiers:
+        return ", ".join(classifiers)
+    return (text.splitlines()[0][:60] + "...") if text else "unknown"
+
+
+_COPYLEFT = re.compile(r"\b(A?GPL|LGPL|GNU)", re.IGNORECASE)
+
+
+def licenses(root: str = "tfunite") -> dict[str, dict[str, Any]]:
+    """{distribution: {version, license, copyleft}} of every installed dependency of
+    `root`, direct or not (extras included), from the distributions' metadata."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    found: dict[str, dict[str, Any]] = {}
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in found:
+            continue
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        text = _license(dist.metadata)
+        found[key] = {
+            "version": dist.version,
+            "license": text,
+            "copyleft": bool(_COPYLEFT.search(text)),
+        }
+        todo.extend(_requirement_names(name))
+    found.pop(re.sub(r"[-_.]+", "-", root).lower(), None)
+    return dict(sorted(found.items()))
+
+
 def diagnose(import_bridges: bool = True) -> dict[str, Any]:
     """Everything doctor reports, as a JSON-able dict."""
     found = versions()
@@ -307,6 +367,7 @@ def diagnose(import_bridges: bool = True) -> dict[str, Any]:
         "missing": [d for k, d in packages().items() if k not in found],
         "fixes": fixes(),
         "problems": [asdict(p) for p in found_problems],
+        "licenses": licenses(),
     }
 
 
@@ -315,7 +376,11 @@ def format_report(data: dict[str, Any]) -> str:
     for key in ("python", *packages()):
         v = data["versions"].get(key)
         lines.append(f"  {key:<11} {v if v else 'not installed'}")
-    lines += ["", "Legacy fixes (registered by the bridges; applied when a bridge is used):"]
+    lines += [
+        "",
+        "Legacy fixes (registered by the bridges; applied when a bridge is used, or by",
+        '  tu.enable_fixes("slim") etc. before your own plain framework code runs):',
+    ]
     if not data["fixes"]:
         lines.append("  none registered")
     for fix in data["fixes"]:
@@ -329,6 +394,10 @@ def format_report(data: dict[str, Any]) -> str:
     for p in data["problems"]:
         lines.append(f"  [{p['severity']}] {p['name']}: {p['summary']}")
         lines.append(f"      fix: {p['fix']}")
+    lines += ["", "Licences of the installed dependencies (tfunite is Apache-2.0):"]
+    for name, info in data.get("licenses", {}).items():
+        mark = "  (copyleft)" if info["copyleft"] else ""
+        lines.append(f"  {name:<24} {info['version']:<12} {info['license']}{mark}")
     return "\n".join(lines)
 
 
