@@ -295,18 +295,21 @@ def test_truncated_after_the_check_raises_naming_what_was_assigned(tmp_path, mon
     from tfunite import readers as tur
 
     prefix = tu.save(_variables(), tmp_path / "ck")
+    v5 = tub.Bundle(prefix).entries["v5"]  # the data file also holds TF's object graph
+    keep = v5.offset + 10  # v0..v4 still whole, v5 cut short
     original = tur.TFReader.check
 
     def check_then_truncate(self, names):
         original(self, names)
-        os.truncate(_data_file(prefix), 64 * 64 * 4 * 5 + 10)  # v0..v4 still whole
+        os.truncate(_data_file(prefix), keep)
 
     monkeypatch.setattr(tur.TFReader, "check", check_then_truncate)
     targets = _variables(zero=True)
     with pytest.raises(
         tu.CheckpointError,
         match=r"data file .*data-00000-of-00001 was truncated during the load: tensor 'v5' "
-        r"needs bytes 81920\.\.98304, the file now holds 81930 bytes\. Fix: do not write to a "
+        rf"needs bytes {v5.offset}\.\.{v5.offset + v5.size}, the file now holds {keep} bytes\. "
+        r"Fix: do not write to a "
         r"checkpoint while it loads; load it again\. \d of 6 variables had already been "
         r"assigned",
     ) as raised:
