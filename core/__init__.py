@@ -47,6 +47,7 @@ _LAZY = {
     # Keras fit/saving and TensorBoard (interop/), loaded on first use.
     "keras_layer": "tfunite.interop.keras_layer",
     "summaries": "tfunite.interop.summaries",
+    "convert": "tfunite.porting",
     **dict.fromkeys(
         (
             "Chain",
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
     from tfunite.interop.export import export
     from tfunite.interop.keras_layer import keras_layer
     from tfunite.interop.summaries import summaries
-    from tfunite.porting import port
+    from tfunite.porting import convert, port
 
     from .capture import strict
     from .checkpoint import inspect, load, save
@@ -158,6 +159,7 @@ __all__ = [
     "keras_layer",
     "load",
     "port",
+    "convert",
     "save",
     "slim",
     "strict",

@@ -19,6 +19,7 @@ from __future__ import annotations
 from tfunite.rules import Chain, StagedRules, parse_rules
 
 from .checkpoint import checkpoint_shapes, looks_like, open_reader
+from .convert import ConvertError, ConvertReport, convert
 from .custom import port_custom
 from .errors import OutputError, PortArgumentError, VerificationError
 from .export import export
@@ -38,6 +39,9 @@ def recipes() -> list[str]:
 
 
 __all__ = [
+    "ConvertError",
+    "ConvertReport",
+    "convert",
     "DEFAULT_RTOL",
     "BuildSpec",
     "Chain",

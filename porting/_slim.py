@@ -8,7 +8,6 @@ registry when the slim bridge provides it (see COMPAT_NOTES.md).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 from collections import OrderedDict
@@ -141,17 +140,36 @@ def build_graph(
 def _build_graph(
     net, input_shape, num_classes, scope, batch, net_kwargs, weights, arg_scope=None
 ) -> SlimGraph:
-    slim = ensure_slim()
     fn, arg_scope = net_functions(net, arg_scope)
-    graph = tf.Graph()
     kwargs = dict(net_kwargs or {})
     if scope is not None:
         kwargs["scope"] = scope
+
+    def call(inputs: tf.Tensor) -> Any:
+        return fn(inputs, num_classes=num_classes, is_training=False, **kwargs)
+
+    return build_call_graph(call, input_shape, batch, weights, arg_scope)
+
+
+def build_call_graph(
+    call: Callable[[tf.Tensor], Any],
+    input_shape: Sequence[int],
+    batch: int | None = None,
+    weights: str = "placeholders",
+    arg_scope: Callable[[], Any] | None = None,
+) -> SlimGraph:
+    """Build ``call(inputs) -> logits or (logits, end_points)`` in a fresh graph, on a
+    float32 placeholder ``inputs`` of shape ``(batch, *input_shape)``, inside
+    `arg_scope()` if given (see `SlimGraph` for `weights`). Exceptions of `call` propagate.
+    """
+    graph = tf.Graph()
     created: dict[str, Any] = {}
 
     def as_placeholder(getter, name, *args, shape=None, dtype=tf.float32, **kw):
         if name in created:
             return created[name]
+        if not dtype.base_dtype.is_floating:  # a flag (TFLearn's training mode): real
+            return getter(name, *args, shape=shape, dtype=dtype, **kw)
         with graph.name_scope(None):
             ph = tf.compat.v1.placeholder(dtype.base_dtype, shape, name=name)
         if ph.op.name != name:  # pragma: no cover - a graph op already had this name
@@ -163,13 +181,24 @@ def _build_graph(
     with graph.as_default():
         inputs = tf.compat.v1.placeholder(tf.float32, (batch, *input_shape), name="inputs")
         with tf.compat.v1.variable_scope("", custom_getter=getter, auxiliary_name_scope=False):
-            with slim.arg_scope(arg_scope()) if arg_scope else contextlib.nullcontext():
-                logits, end_points = fn(
-                    inputs, num_classes=num_classes, is_training=False, **kwargs
-                )
+            if arg_scope:
+                slim = ensure_slim()
+                with slim.arg_scope(arg_scope()):
+                    result = call(inputs)
+            else:
+                result = call(inputs)
         if weights != "placeholders":
             created = {v.op.name: v for v in tf.compat.v1.global_variables()}
-    return SlimGraph(graph, inputs, logits, dict(end_points), created)
+    if isinstance(result, (tuple, list)) and result:
+        logits, end_points = result[0], (result[1] if len(result) > 1 else {})
+    else:
+        logits, end_points = result, {}
+    if not isinstance(logits, tf.Tensor):
+        raise TypeError(
+            f"expected the network to return a tensor or (tensor, end_points), got "
+            f"{type(result).__name__}"
+        )
+    return SlimGraph(graph, inputs, logits, dict(end_points or {}), created)
 
 
 def run_graph(

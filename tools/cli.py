@@ -1,6 +1,7 @@
 """The ``tfunite`` command: port, inspect and diff checkpoints; doctor and compat.
 
     tfunite port CKPT --recipe slim:vgg_16 -o vgg16.keras [--dry-run] [--verify] [--json]
+    tfunite convert module:fn [--checkpoint CKPT] --input-size N -o out.keras [--verify]
     tfunite inspect CKPT [--json]
     tfunite diff CKPT_A CKPT_B [--json]
     tfunite recipes
@@ -143,6 +144,61 @@ def cmd_port(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     except (RecipeError, PortArgumentError) as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        report.render(_console(), verbose=args.verbose)
+    return EXIT_OK
+
+
+def _literal(text: str) -> tuple[str, Any]:
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a bare string
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from tfunite.porting import ConvertError, PortArgumentError, convert
+
+    if not args.output and not args.verify:
+        raise CliError(
+            "convert: nothing to do: give -o/--output (the .keras file to write) and/or "
+            "--verify (compare with the TF1 graph).",
+            EXIT_USAGE,
+        )
+    size = args.input_size
+    if size is not None and len(size) not in (1, 3):
+        raise CliError(
+            f"convert: --input-size takes N (for N N 3) or H W C, got {len(size)} numbers.",
+            EXIT_USAGE,
+        )
+    shape = None if size is None else ((size[0], size[0], 3) if len(size) == 1 else tuple(size))
+    kwargs = dict(args.arg or [])
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    scope = kwargs.pop("scope", args.scope)
+    if os.getcwd() not in sys.path:  # module:fn of the current folder, as `python -m`
+        sys.path.insert(0, os.getcwd())
+    try:
+        model, report = convert(
+            args.function,
+            args.checkpoint,
+            shape,
+            arg_scope=args.arg_scope,
+            scope=scope,
+            verify=args.verify,
+            output=args.output,
+            strict=not args.no_strict,
+            **kwargs,
+        )
+    except (ConvertError, PortArgumentError) as e:
         raise CliError(str(e), EXIT_USAGE) from None
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -543,6 +599,44 @@ def build_parser() -> argparse.ArgumentParser:
         "it is shown only when stderr is a terminal",
     )
     p.set_defaults(func=cmd_port)
+
+    p = sub.add_parser(
+        "convert",
+        help="convert a TF-Slim or TFLearn network function into a Keras 3 .keras file",
+        description="Convert any TF-Slim or TFLearn network function into a Keras 3 "
+        "functional model of built-in layers, traced from its TF1 graph, with a "
+        "checkpoint's weights (or fresh ones). --verify compares every Keras layer with "
+        "the graph tensor it replaces and names the first one beyond tolerance.",
+    )
+    p.add_argument("function", help="package.module:NAME or path/to/file.py:NAME")
+    p.add_argument("--checkpoint", "-c", help="checkpoint of the network (default: fresh weights)")
+    p.add_argument(
+        "--input-size",
+        type=_positive_int,
+        nargs="+",
+        metavar="N",
+        help="N (an N x N x 3 input) or H W C (default: the function's default_image_size)",
+    )
+    p.add_argument("--arg-scope", help="Slim arg scope function, package.module:NAME")
+    p.add_argument("--scope", help="passed to the function as scope=")
+    p.add_argument("--num-classes", type=int, help="passed to the function as num_classes=")
+    p.add_argument(
+        "--arg",
+        type=_literal,
+        action="append",
+        metavar="KEY=VALUE",
+        help="another argument of the function (a Python literal, else a string); repeatable",
+    )
+    p.add_argument("-o", "--output", help="the .keras file to write")
+    p.add_argument("--verify", action="store_true", help="compare every layer with the TF1 graph")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--no-strict",
+        action="store_true",
+        help="ignore checkpoint entries that map to no Keras weight",
+    )
+    p.add_argument("--verbose", "-v", action="store_true", help="list every layer's difference")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("inspect", help="list a checkpoint's names, shapes, dtypes and sizes")
     p.add_argument("checkpoint")

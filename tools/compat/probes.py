@@ -55,6 +55,9 @@ FEATURE_DOCS: dict[str, str] = {
     "export": "tu.export SavedModel: serving_default equals the owner, canonical variable names",
     "onnx": "tu.export(format='onnx') via tf2onnx equals the owner in onnxruntime (1e-5 rel)",
     "keras_fit": "tu.keras_layer: Keras 3 fit trains the owner's own variables; .weights.h5 exact",
+    "convert": "tu.convert turns a network function into built-in Keras 3 layers, same logits",
+    "keras_jax": "a converted .keras loads without tfunite under KERAS_BACKEND=jax, same logits",
+    "keras_torch": "the same under KERAS_BACKEND=torch (skipped where torch is not installed)",
 }
 FEATURES: tuple[str, ...] = tuple(FEATURE_DOCS)
 
@@ -527,4 +530,9 @@ def coverage_gaps(bridges: Sequence[str] | None = None) -> list[tuple[str, str]]
 
 # Probes of other areas, in modules of their own (registered on import, after the
 # registry above exists).
-from . import probes_distribute, probes_export, probes_keras_fit  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    probes_convert,
+    probes_distribute,
+    probes_export,
+    probes_keras_fit,
+)
