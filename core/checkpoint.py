@@ -33,7 +33,15 @@ from .aliases import normalize
 from .distribute import check_replicas, worker_scratch
 from .errors import CheckpointError, LoadError
 from .plan import Assign, OwnerLike, Step, assign_all, check_data, is_owner, plan
-from .readers import H5Reader, Reader, TFReader, object_paths, open_checkpoint
+from .readers import (
+    _OBJ_GRAPH,
+    _SAVE_COUNTER,
+    H5Reader,
+    Reader,
+    TFReader,
+    object_paths,
+    open_checkpoint,
+)
 from .report import Entry, LoadReport, refusal
 from .rules import RuleSpec, TransformSpec
 
@@ -323,8 +331,6 @@ def _save_failed(path: str, prefix: str, e: BaseException) -> CheckpointError:
 # is 1. So `tf.train.Checkpoint(model=owner).restore(...)
 # .assert_consumed()` works on a tu.save directory, while name-based readers (tu.load,
 # `tf.train.load_checkpoint`, TF1 `Saver`) see canonical keys.
-_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
-_SAVE_COUNTER = "save_counter/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def _object_graph(names: list[str]) -> bytes:
@@ -348,7 +354,7 @@ def _trackable_tensors(names: list[str]) -> tuple[list[str], list[tf.Tensor]]:
     """The extra keys and tensors of the object graph (see above); written first, so the
     data file ends with the variables' data, as before."""
     graph = tf.constant(_object_graph(names))
-    return [_OBJECT_GRAPH, _SAVE_COUNTER], [graph, tf.constant(1, tf.int64)]
+    return [_OBJ_GRAPH, _SAVE_COUNTER], [graph, tf.constant(1, tf.int64)]
 
 
 # ============================================================================ inspect

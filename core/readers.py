@@ -28,8 +28,10 @@ from .naming import canonical
 
 _OBJ_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _OBJ_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
-# What tu.save writes beside the canonical keys for tf.train.Checkpoint (checkpoint.py).
-_TU_KEYS = {_OBJ_GRAPH, "save_counter/.ATTRIBUTES/VARIABLE_VALUE"}
+_SAVE_COUNTER = "save_counter" + _OBJ_SUFFIX
+# What tu.save writes beside the canonical keys so that tf.train.Checkpoint restores its
+# directories (checkpoint.py): every other key of a tu.save bundle is a canonical name.
+TF_KEYS = frozenset({_OBJ_GRAPH, _SAVE_COUNTER})
 
 
 class Reader:
@@ -87,7 +89,7 @@ class TFReader(Reader):
         # tu.save also writes an object graph (for tf.train.Checkpoint) over canonical
         # keys: object-based means keys that are object paths.
         if _OBJ_GRAPH in shapes and any(
-            key.endswith(_OBJ_SUFFIX) and key not in _TU_KEYS for key in shapes
+            key.endswith(_OBJ_SUFFIX) and key not in TF_KEYS for key in shapes
         ):
             self.fmt, self.kind = "object", "tf-object"
             for key in shapes:
@@ -97,7 +99,7 @@ class TFReader(Reader):
             self.kind = "tf-v2" if self.v2 else "tf-v1"
             self._keys = {key: key for key in shapes}
         # tu.save's object graph is not an entry, but its data is checked with the rest.
-        self._extras = [key for key in _TU_KEYS if key in shapes and self.fmt == "name"]
+        self._extras = [key for key in sorted(TF_KEYS) if key in shapes and self.fmt == "name"]
         for name, key in self._keys.items():
             if name not in self._extras:
                 self.entries[name] = (tuple(shapes[key]), np.dtype(dtypes[key].as_numpy_dtype))
