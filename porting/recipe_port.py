@@ -197,6 +197,8 @@ def _port(job: _Job, reader: Reader, phases: Phases) -> tuple[Any, PortReport]:
         strict=job.strict,
         kind=reader.kind,
     )
+    # weights="ema" on a checkpoint without moving averages refuses before the build
+    ema = ema_stage(shapes, checkpoint) if job.weights == "ema" else None
     spec = BuildSpec(n_keras, shape, scope, recipe.net_name, recipe.default_size)
     phases.phase(f"Building the Keras model of {recipe.name}")
     try:
@@ -222,8 +224,8 @@ def _port(job: _Job, reader: Reader, phases: Phases) -> tuple[Any, PortReport]:
         parse_rules(job.rules),
         Rules([(recipe.expand(p, scope), r) for p, r in recipe.rules]),
     ]
-    if job.weights == "ema":
-        stages.insert(0, ema_stage(shapes, checkpoint))
+    if ema is not None:
+        stages.insert(0, ema)
         transforms = moving_average_transforms(transforms)
     plan = make_plan(
         shapes, dtypes, model, parse_rules(stages), transforms, drops, recipe.naming, report
