@@ -41,6 +41,27 @@ def _slim_net(recipe: Recipe, what: str) -> None:
         )
 
 
+def logits_output(model: Any) -> Any:
+    """The model's logits tensor, whatever its output structure: the only output, the
+    ``"logits"`` entry of a dict of outputs, else the first of a list of outputs."""
+    try:  # a Sequential has no `output` until called: its `outputs` is the one list
+        output = model.output
+    except AttributeError:
+        output = model.outputs
+    if isinstance(output, dict):
+        if "logits" not in output:
+            raise VerificationError(
+                f"Cannot tell which output of model {getattr(model, 'name', '?')!r} holds the "
+                f"logits: its outputs are a dict with keys {sorted(output)}, expected one "
+                "named 'logits'. Fix: name the classifier's output 'logits' in the dict "
+                "(keras.Model(inputs, {'logits': ..., ...}))."
+            )
+        return output["logits"]
+    if isinstance(output, (list, tuple)):
+        return output[0]
+    return output
+
+
 def _static_input(model: Any, recipe: Recipe) -> tuple[int, ...]:
     """The model's input shape, with the recipe's default size where it takes any size
     (Slim builds its graph for one static size)."""
@@ -79,7 +100,8 @@ def verify_port(
     reader = checkpoint if isinstance(checkpoint, Reader) else open_reader(checkpoint)
     try:
         shapes, _ = checkpoint_shapes(reader)
-        n_model = int(model.output_shape[-1])
+        logits = logits_output(model)
+        n_model = int(logits.shape[-1])
         n_ckpt = num_classes(recipe, shapes, scope) or n_model
         drop_bg = n_ckpt == 1001 and n_model == 1000
         if n_model != n_ckpt and not drop_bg:
@@ -125,9 +147,7 @@ def verify_port(
 
     # model.inputs/outputs, not model.input/output: those are undefined on a Sequential
     (inputs,) = model.inputs
-    sub = keras.Model(
-        inputs, [model.outputs[0]] + [model.get_layer(n).output for n in layers.values()]
-    )
+    sub = keras.Model(inputs, [logits] + [model.get_layer(n).output for n in layers.values()])
     outs = sub(images, training=False)
     # A one-output Keras model returns a bare tensor, not a one-element list.
     keras_out = [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]

@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tfunite.errors import LoadError
-from tfunite.porting import PortArgumentError, RecipeError, _slim, port, port_custom
+from tfunite.porting import (
+    PortArgumentError,
+    RecipeError,
+    VerificationError,
+    _slim,
+    port,
+    port_custom,
+)
 from tfunite.tools import cli
 from tfunite.training_state import moving_average_rules, moving_average_transforms
 
@@ -339,3 +346,47 @@ def test_cli_recipes_say_which_nets_need_a_fixed_size_and_why(capsys):
     code, text, _ = run(capsys, "recipes")
     assert "any input size >= 32 (Keras input (None, None, C))" in text
     assert "fixed input size (224..255; default 224): its classifier is fully connected" in text
+
+
+def _with_outputs(structure):
+    """ZOO whose Keras model returns its logits inside `structure` ("list" or "dict")."""
+
+    def build(spec):
+        import keras
+
+        base = ZOO.build(spec)
+        x = keras.Input(spec.input_shape)
+        pooled = x
+        for layer in base.layers[:-1]:
+            pooled = layer(pooled)
+        logits = base.layers[-1](pooled)
+        outputs = (
+            [logits, pooled] if structure == "list" else {"features": pooled, "logits": logits}
+        )
+        return keras.Model(x, outputs, name=f"zoo_{structure}")
+
+    return dataclasses.replace(ZOO, name=f"custom:zoo-{structure}", build=build)
+
+
+@pytest.mark.parametrize("structure", ["list", "dict"])
+def test_verification_finds_the_logits_in_any_output_structure(zoo_v2, structure):
+    path, _ = zoo_v2
+    model, report = port(path, _with_outputs(structure), verify=True)
+    v = report.verification
+    assert v["ok"] and v["outputs"]["logits"]["shape"] == [2, CLASSES]
+    assert v["outputs"]["logits"]["max_rel"] <= RTOL
+
+
+def test_verification_refuses_a_dict_of_outputs_without_logits(zoo_v2):
+    import keras
+    from tfunite.porting import verify_port
+
+    path, _ = zoo_v2
+    model, _ = port(path, _with_outputs("dict"))
+    renamed = keras.Model(model.inputs, {"scores": model.output["logits"]})
+    with pytest.raises(
+        VerificationError,
+        match=r"its outputs are a dict with keys \['scores'\], expected one "
+        r"named 'logits'",
+    ):
+        verify_port(renamed, path, ZOO)
