@@ -163,22 +163,42 @@ def get_recipe(name: str | Recipe) -> Recipe:
 
 
 # ----------------------------------------------------------------------- builders
-def _traced(net: str, net_kwargs: dict[str, Any] | None = None) -> Callable[[BuildSpec], Any]:
+def _traced(
+    net: str, net_kwargs: dict[str, Any] | None = None, global_pool: str | None = None
+) -> Callable[[BuildSpec], Any]:
     def build(spec: BuildSpec) -> Any:
         from . import _layouts, trace
 
         layout = _layouts.get_layout(
             net, _static_shape(spec), spec.num_classes, spec.scope, spec.name, net_kwargs
         )
-        return trace.build_layout(_any_size_layout(layout) if dynamic(spec) else layout)
+        if dynamic(spec):
+            layout = _any_size_layout(layout, global_pool)
+        return trace.build_layout(layout)
 
     return build
 
 
-def _any_size_layout(layout: dict[str, Any]) -> dict[str, Any]:
+def _any_size_layout(layout: dict[str, Any], global_pool: str | None = None) -> dict[str, Any]:
     """A traced layout whose input takes any height and width: for nets whose layers up
-    to a global pooling do not depend on the input size (traced at the default size)."""
-    return {**layout, "input_shape": [None, None, layout["input_shape"][-1]]}
+    to a global pooling do not depend on the input size (traced at the default size).
+
+    `global_pool`: the name prefix of an average pool whose kernel Slim sets to the
+    whole feature map (``_reduced_kernel_size_for_small_input``: at most 7x7, VALID, so
+    Slim only builds where it gives 1x1): it becomes a global average pool, the same
+    computation wherever Slim builds.
+    """
+    layers = []
+    for entry in layout["layers"]:
+        name = entry["config"]["name"]
+        if global_pool and entry["class"] == "AveragePooling2D" and name.startswith(global_pool):
+            entry = {
+                **entry,
+                "class": "GlobalAveragePooling2D",
+                "config": {"keepdims": True, "name": name},
+            }
+        layers.append(entry)
+    return {**layout, "input_shape": [None, None, layout["input_shape"][-1]], "layers": layers}
 
 
 def _any_size_clone(model: Any, spec: BuildSpec, clone_function: Any = None) -> Any:
@@ -378,8 +398,6 @@ _FC_FIXED = (
 )
 _FIXED = {
     "inception_v1": "its final 7x7 VALID average pool needs a 7x7 feature map",
-    "inception_v2": "Slim picks its final average pool's kernel from the static input size "
-    "when it builds the graph",
 }
 
 
@@ -446,13 +464,16 @@ def _register_all() -> None:
         rules = _TRACED_RULES
         if net == "inception_v2":  # the separable first conv's bias follows its pointwise conv
             rules = ((r"{scope}/Conv2d_1a_7x7/biases", "Conv2d_1a_7x7/pointwise/bias"), *rules)
+        # Inception V2's final pool is min(7x7, the map): a global pool wherever Slim builds
+        any_size = net == "inception_v2"
+        pool = "Logits.AvgPool_1a_" if any_size else None
         register_recipe(
             Recipe(
                 name=f"slim:{net}",
                 net=net,
                 scope=scope,
                 target="Keras 3 functional model traced from Slim's graph (same layout and names)",
-                build=_traced(net),
+                build=_traced(net, global_pool=pool),
                 rules=rules,
                 logits=(rf"{{scope}}/{logits}/(weights|biases)",),
                 signature=_signature(required, forbidden, shapes),
@@ -460,7 +481,8 @@ def _register_all() -> None:
                 min_size=min_size,
                 max_size=max_size,
                 endpoints=tuple((e, None) for e in eps),
-                fixed_size=_FIXED.get(net, _FC_FIXED),
+                any_size=any_size,
+                fixed_size="" if any_size else _FIXED.get(net, _FC_FIXED),
             )
         )
 

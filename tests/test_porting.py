@@ -119,7 +119,7 @@ def test_recipe_ports_and_verifies(net, ckpt):
     print(f"{net}: logits max rel {v['outputs']['logits']['max_rel']:.2e}")
 
 
-@pytest.mark.parametrize("net", ["resnet_v1_50", "resnet_v2_50", "inception_v3"])
+@pytest.mark.parametrize("net", ["resnet_v1_50", "resnet_v2_50", "inception_v2", "inception_v3"])
 def test_fully_convolutional_nets_take_any_input_size(net, ckpt):
     # issue 12, item 2: no input_shape= gives (None, None, 3); the one model matches Slim
     # built at each size (Slim's graph is static: one graph per size).

@@ -338,9 +338,14 @@ def test_cli_recipes_say_which_nets_need_a_fixed_size_and_why(capsys):
     code, text, _ = run(capsys, "recipes", "--json")
     rows = {r["name"]: r for r in json.loads(text)}
     assert code == 0
-    for name in ("slim:resnet_v1_50", "slim:resnet_v2_101", "slim:inception_v3"):
+    for name in (
+        "slim:resnet_v1_50",
+        "slim:resnet_v2_101",
+        "slim:inception_v2",
+        "slim:inception_v3",
+    ):
         assert rows[name]["any_size"] and rows[name]["fixed_size"] is None
-    for name in ("slim:vgg_16", "slim:alexnet_v2", "slim:inception_v1", "slim:inception_v2"):
+    for name in ("slim:vgg_16", "slim:alexnet_v2", "slim:inception_v1"):
         assert not rows[name]["any_size"] and rows[name]["fixed_size"]
     assert "fully connected" in rows["slim:vgg_16"]["fixed_size"]
     code, text, _ = run(capsys, "recipes")
