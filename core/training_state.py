@@ -28,11 +28,27 @@ a stage of its own (a list holding the `Rules` object itself).
 
 An optimizer given another name has other slot names: add a rule for them,
 ``[(r".+/MyAdam(?:_\\d+)?", None), *tu.TRAINING_STATE]``.
+
+Moving averages instead of raw weights (`moving_average_rules`): a checkpoint trained
+with ``tf.train.ExponentialMovingAverage`` (Slim's ``train_image_classifier.py
+--moving_average_decay``) holds a shadow ``<var>/ExponentialMovingAverage`` next to each
+averaged variable ``<var>``, and the shadows are the weights people evaluate with.
+``moving_average_rules(names)`` is a rule stage that renames each shadow to its
+variable's name and drops the raw variable it replaces (kind ``training_state``);
+put it first, before `TRAINING_STATE` and your own rules::
+
+    stages = [moving_average_rules(reader.entries), tu.TRAINING_STATE, my_rules]
+
+Transforms are keyed by checkpoint names, so a transform of ``<var>`` must also match
+its shadow: `moving_average_transforms` widens each pattern to cover it.
 """
 
 from __future__ import annotations
 
-from .rules import Rule, Rules
+import re
+from collections.abc import Iterable
+
+from .rules import Rule, Rules, Transform, TransformSpec
 
 _TF1_SLOTS = "Momentum|Adam|Adam_1|RMSProp|RMSProp_1|Adagrad|Ftrl|Ftrl_1|Adadelta|Adadelta_1"
 _TFLEARN_OPTIMIZERS = "Adam|SGD|Momentum|RMSProp|AdaGrad|AdaDelta|Ftrl|Nesterov"
@@ -64,3 +80,54 @@ def training_state_reason(name: str) -> str | None:
     not training state."""
     _, rule = TRAINING_STATE.apply(name)
     return rule.reason if rule is not None else None
+
+
+EMA_SHADOW = "ExponentialMovingAverage"
+"""The leaf name `tf.train.ExponentialMovingAverage` gives each shadow variable."""
+
+
+def shadows(names: Iterable[str]) -> dict[str, str]:
+    """``{variable: its ExponentialMovingAverage shadow}`` among checkpoint `names`."""
+    suffix = "/" + EMA_SHADOW
+    return {n[: -len(suffix)]: n for n in sorted(names) if n.endswith(suffix) and n != suffix}
+
+
+def moving_average_rules(names: Iterable[str]) -> Rules:
+    """A rule stage that loads each variable from its ExponentialMovingAverage shadow.
+
+    For every ``<var>/ExponentialMovingAverage`` among `names`, the shadow is renamed
+    ``<var>`` (what later rule stages see) and the raw ``<var>`` entry is dropped as kind
+    ``training_state``. Variables without a shadow go on unchanged: whether that is
+    acceptable is the caller's decision (`tu.port(weights="ema")` refuses it).
+    """
+    names = list(names)
+    averaged = shadows(names)
+    present = set(names)
+    raw = [re.escape(var) for var in averaged if var in present]
+    rules = []
+    if raw:
+        rules.append(
+            Rule(
+                "(?:" + "|".join(raw) + ")",
+                None,
+                reason="training state (raw weight: its ExponentialMovingAverage shadow "
+                "is loaded instead)",
+                training_state=True,
+            )
+        )
+    if averaged:
+        rules.append(Rule(r"(.+)/" + EMA_SHADOW, r"\1"))
+    return Rules(rules)
+
+
+def moving_average_transforms(spec: TransformSpec) -> list[tuple[str, Transform]]:
+    """`spec`'s ``(regex, Transform)`` pairs, each regex widened to match the variable's
+    ExponentialMovingAverage shadow too (transforms are keyed by checkpoint names)."""
+    if spec is None:
+        return []
+    pairs = list(spec.items()) if hasattr(spec, "items") else list(spec)
+    out = []
+    for pattern, transform in pairs:
+        text = getattr(pattern, "pattern", pattern)
+        out.append((f"(?:{text})(?:/{EMA_SHADOW})?", transform))
+    return out

@@ -206,9 +206,11 @@ def run_graph(
     checkpoint: Any,
     images: np.ndarray,
     fetch: Mapping[str, tf.Tensor],
+    sources: Mapping[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Evaluate `fetch` on `images`, with every weight read by name from `checkpoint`
-    (a path, or an open `tfunite.readers.Reader`).
+    (a path, or an open `tfunite.readers.Reader`); `sources` maps a variable to another
+    entry to read it from (its ExponentialMovingAverage shadow).
 
     A path is opened with tfunite's reader and its data files are checked first,
     so a truncated or corrupt checkpoint raises `CheckpointError` naming it.
@@ -221,14 +223,15 @@ def run_graph(
         if own:
             reader.verify()
         if any(isinstance(w, tf.Tensor) for w in sg.weights.values()):
-            missing = sorted(set(sg.weights) - set(reader.entries))
+            sources = sources or {}
+            missing = sorted(n for n in sg.weights if sources.get(n, n) not in reader.entries)
             if missing:
                 raise CheckpointError(
                     f"Checkpoint {reader.path} has no entry for {len(missing)} variable(s) of "
                     f"the Slim net, first {missing[0]!r}. Expected every variable the net "
                     "creates. Fix: pass the checkpoint of this net (and its scope)."
                 )
-            feed = {ph: reader.read(name) for name, ph in sg.weights.items()}
+            feed = {ph: reader.read(sources.get(name, name)) for name, ph in sg.weights.items()}
         else:
             feed = None
     finally:

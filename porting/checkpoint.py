@@ -52,24 +52,23 @@ def _matches(pattern: str, names: Sequence[str]) -> list[str]:
     return [n for n in names if rx.fullmatch(n)]
 
 
+def _signature_matches(recipe: Recipe, shapes: Mapping[str, Sequence[int]]) -> bool:
+    """Whether a checkpoint has `recipe`'s tell-tale keys (and shapes)."""
+    sig = recipe.signature
+    if not sig:
+        return False
+    names = list(shapes)
+    ok = all(any(re.search(r"(^|/)" + p, n) for n in names) for p in sig["required"])
+    ok = ok and not any(any(re.search(r"(^|/)" + p, n) for n in names) for p in sig["forbidden"])
+    for key, shape in sig.get("shapes", {}).items():
+        hits = [n for n in names if n.endswith("/" + key)]
+        ok = ok and bool(hits) and all(tuple(shapes[h]) == tuple(shape) for h in hits)
+    return ok
+
+
 def looks_like(shapes: Mapping[str, Sequence[int]]) -> list[str]:
     """Registered recipes whose tell-tale keys (and shapes) a checkpoint matches."""
-    names = list(shapes)
-    found = []
-    for recipe in RECIPES.values():
-        sig = recipe.signature
-        if not sig:
-            continue
-        ok = all(any(re.search(r"(^|/)" + p, n) for n in names) for p in sig["required"])
-        ok = ok and not any(
-            any(re.search(r"(^|/)" + p, n) for n in names) for p in sig["forbidden"]
-        )
-        for key, shape in sig.get("shapes", {}).items():
-            hits = [n for n in names if n.endswith("/" + key)]
-            ok = ok and bool(hits) and all(tuple(shapes[h]) == tuple(shape) for h in hits)
-        if ok:
-            found.append(recipe.name)
-    return found
+    return [recipe.name for recipe in RECIPES.values() if _signature_matches(recipe, shapes)]
 
 
 def _check_identity(
@@ -77,10 +76,10 @@ def _check_identity(
 ) -> None:
     if not recipe.signature:
         return
-    candidates = looks_like(shapes)
     in_scope = any(n.startswith(scope + "/") for n in shapes)
-    if recipe.name in candidates and in_scope:
-        return
+    if in_scope and _signature_matches(recipe, shapes):
+        return  # the usual case: the other recipes' signatures are only read to say why not
+    candidates = looks_like(shapes)
     tops = sorted({n.split("/", 1)[0] for n in shapes if "/" in n})
     if recipe.name in candidates:
         raise LoadError(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfunite.rules import RuleSpec, TransformSpec, parse_rules
+from tfunite.training_state import moving_average_transforms
 
 from .checkpoint import checkpoint_shapes, open_reader
 from .load import execute
@@ -21,6 +22,7 @@ from .plan import make_plan
 from .progress import Phases
 from .recipe_port import refuse_unclean
 from .report import PortReport
+from .weights import check_shadows, check_weights, ema_stage
 
 
 def port_custom(
@@ -35,6 +37,7 @@ def port_custom(
     print_plan: bool = True,
     output: str | None = None,
     progress: bool = False,
+    weights: str = "raw",
 ) -> PortReport:
     """Load a custom Slim checkpoint into your Keras 3 `model` through your rules.
 
@@ -71,11 +74,15 @@ def port_custom(
         print_plan: print the plan (rich) before loading.
         output: also write the model to this `.keras` path, atomically.
         progress: show the load and save phases on stderr (on a terminal).
+        weights: ``"raw"`` or ``"ema"``: load each variable from its
+            ``<var>/ExponentialMovingAverage`` shadow (as `port`; a rule stage applied
+            before yours, so your rules and transforms use the variables' names).
 
     Returns:
         The `PortReport`. Raises `LoadError` (nothing loaded) if the plan is not clean,
         `CheckpointError` (nothing loaded) if the checkpoint is unreadable or truncated.
     """
+    check_weights(weights)
     parsed = parse_rules(rules)
     if output is not None:
         output = check_output(output)
@@ -91,6 +98,9 @@ def port_custom(
             kind=reader.kind,
         )
         report.input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+        if weights == "ema":
+            parsed = parse_rules([ema_stage(shapes, checkpoint), parsed])
+            transforms = moving_average_transforms(transforms)
         plan = make_plan(
             shapes,
             dtypes,
@@ -104,6 +114,9 @@ def port_custom(
         if print_plan:
             report.render(verbose=True)
         refuse_unclean(report, "with your rules")
+        if weights == "ema":
+            report.weights = "ema"
+            report.raw_statistics = check_shadows(report, shapes)
         if dry_run:
             return report
         with Phases(progress) as phases:

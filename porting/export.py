@@ -20,7 +20,7 @@ from .output import write_checkpoint
 from .plan import keras_weight_names
 from .recipes import Recipe, get_recipe
 from .report import PortReport
-from .verify import _slim_net
+from .verify import _slim_net, _static_input, logits_output
 
 
 def export(
@@ -54,8 +54,8 @@ def export(
     recipe = get_recipe(recipe)
     _slim_net(recipe, "export")
     scope = scope or recipe.scope
-    n = int(model.output_shape[-1]) + (1 if background else 0)
-    shape = tuple(model.input_shape[1:])
+    n = int(logits_output(model).shape[-1]) + (1 if background else 0)
+    shape = _static_input(model, recipe)
     sg = _slim.build_graph(
         recipe.net, shape, n, scope=scope, net_kwargs=recipe.net_kwargs, arg_scope=recipe.arg_scope
     )

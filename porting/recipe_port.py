@@ -13,7 +13,7 @@ from tfunite.errors import LoadError
 from tfunite.readers import Reader
 from tfunite.report import refusal
 from tfunite.rules import Chain, DropIndex, Rules, RuleSpec, parse_rules
-from tfunite.training_state import TRAINING_STATE
+from tfunite.training_state import TRAINING_STATE, moving_average_transforms
 
 from .checkpoint import _check_identity, _matches, checkpoint_shapes, num_classes, open_reader
 from .errors import PortArgumentError, VerificationError
@@ -24,13 +24,16 @@ from .progress import Phases
 from .recipes import BuildSpec, Recipe, get_recipe
 from .report import PortReport
 from .verify import DEFAULT_RTOL, verify_port
+from .weights import check_shadows, check_weights, ema_stage
 
 
-def _input_shape(recipe: Recipe, input_shape: Sequence[int] | None) -> tuple[int, ...]:
+def _input_shape(
+    recipe: Recipe, input_shape: Sequence[int] | None
+) -> tuple[int | None, int | None, int]:
     """The Keras model's input shape: checked against the recipe's smallest and largest."""
     size, least = recipe.default_size, recipe.min_size
-    if input_shape is None:
-        return (size, size, 3)
+    if input_shape is None:  # any size (at least min_size) for fully convolutional nets
+        return (None, None, recipe.channels) if recipe.any_size else (size, size, recipe.channels)
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError):
@@ -39,7 +42,7 @@ def _input_shape(recipe: Recipe, input_shape: Sequence[int] | None) -> tuple[int
         raise PortArgumentError(
             f"input_shape={tuple(input_shape) if shape else input_shape!r} is not an image "
             f"shape: expected (height, width, channels), three positive integers. Fix: pass "
-            f"e.g. input_shape=({size}, {size}, 3) (CLI: --input-size {size})."
+            f"e.g. input_shape=({size}, {size}, {recipe.channels}) (CLI: --input-size {size})."
         )
     if min(shape[:2]) < least:
         raise PortArgumentError(
@@ -55,7 +58,7 @@ def _input_shape(recipe: Recipe, input_shape: Sequence[int] | None) -> tuple[int
             f"{most}x{most} (default {size}x{size}). Fix: pass input_shape=({size}, {size}, "
             f"{shape[2]}) (CLI: --input-size {size})."
         )
-    return shape
+    return (shape[0], shape[1], shape[2])
 
 
 def port(
@@ -74,6 +77,7 @@ def port(
     batch: int = 2,
     seed: int = 0,
     rules: RuleSpec = None,
+    weights: str = "raw",
 ) -> tuple[Any, PortReport]:
     """Port a TF-Slim checkpoint into a Keras 3 model.
 
@@ -82,8 +86,10 @@ def port(
         recipe: a registered recipe name (``"slim:vgg_16"``) or a `Recipe`.
         keep_background: keep class 0 of a 1001-class classifier (default: drop it,
             so the Keras model has the 1000 ImageNet classes of keras.applications).
-        input_shape: ``(height, width, channels)``; default Slim's default image size;
-            at least the recipe's ``min_size`` in height and width.
+        input_shape: ``(height, width, channels)``, at least the recipe's ``min_size``
+            in height and width. Default: ``(None, None, channels)`` (any size) for nets
+            fully convolutional up to a global pooling (the recipe's ``any_size``:
+            ResNet v1/v2, Inception V3), else Slim's default image size.
         scope: the network's top scope in the checkpoint, if not the Slim default.
         strict: refuse the port if a checkpoint entry maps to no weight (missing
             weights and wrong shapes are always refused).
@@ -98,6 +104,12 @@ def port(
             leave out on purpose. None (the default) is `tfunite.TRAINING_STATE`
             (optimizer slots, global_step, moving averages, reported as kind
             ``training_state``); ``()`` applies none.
+        weights: ``"raw"`` (the trained variables) or ``"ema"``: the
+            ExponentialMovingAverage shadows ``<var>/ExponentialMovingAverage`` that
+            ``tf.train.ExponentialMovingAverage`` (Slim: ``--moving_average_decay``)
+            writes, the raw variables being left out as training state. A weight
+            without a shadow refuses the port, naming it (batch-norm statistics are
+            loaded raw when no statistic has a shadow); see `tfunite.porting.weights`.
 
     Returns:
         ``(model, report)``.
@@ -109,6 +121,7 @@ def port(
         weight is assigned). OutputError: output not writable.
     """
     recipe = get_recipe(recipe)
+    check_weights(weights)
     if dry_run and verify:
         raise PortArgumentError(
             "port(dry_run=True, verify=True): verification compares the loaded model with "
@@ -129,6 +142,7 @@ def port(
         batch=batch,
         seed=seed,
         rules=TRAINING_STATE if rules is None else rules,
+        weights=weights,
     )
     with Phases(progress) as phases:
         phases.phase("Reading the checkpoint index")
@@ -146,7 +160,7 @@ class _Job:
     checkpoint: str
     recipe: Recipe
     scope: str
-    shape: tuple[int, ...]
+    shape: tuple[int | None, int | None, int]
     keep_background: bool
     strict: bool
     dry_run: bool
@@ -156,6 +170,7 @@ class _Job:
     batch: int
     seed: int
     rules: RuleSpec
+    weights: str = "raw"
 
 
 def _port(job: _Job, reader: Reader, phases: Phases) -> tuple[Any, PortReport]:
@@ -182,7 +197,9 @@ def _port(job: _Job, reader: Reader, phases: Phases) -> tuple[Any, PortReport]:
         strict=job.strict,
         kind=reader.kind,
     )
-    spec = BuildSpec(n_keras, shape, scope, recipe.net_name)
+    # weights="ema" on a checkpoint without moving averages refuses before the build
+    ema = ema_stage(shapes, checkpoint) if job.weights == "ema" else None
+    spec = BuildSpec(n_keras, shape, scope, recipe.net_name, recipe.default_size)
     phases.phase(f"Building the Keras model of {recipe.name}")
     try:
         with DeferredBuild() as deferred:
@@ -203,11 +220,20 @@ def _port(job: _Job, reader: Reader, phases: Phases) -> tuple[Any, PortReport]:
                 base = next((t for p, t in transforms if re.fullmatch(p, name)), None)
                 transforms.insert(0, (re.escape(name), Chain((base, bg)) if base else bg))
     drops = [(recipe.expand(p, scope), r) for p, r in recipe.drops]
-    rules = parse_rules(
-        [parse_rules(job.rules), Rules([(recipe.expand(p, scope), r) for p, r in recipe.rules])]
+    stages = [
+        parse_rules(job.rules),
+        Rules([(recipe.expand(p, scope), r) for p, r in recipe.rules]),
+    ]
+    if ema is not None:
+        stages.insert(0, ema)
+        transforms = moving_average_transforms(transforms)
+    plan = make_plan(
+        shapes, dtypes, model, parse_rules(stages), transforms, drops, recipe.naming, report
     )
-    plan = make_plan(shapes, dtypes, model, rules, transforms, drops, recipe.naming, report)
     refuse_unclean(report, f"with {recipe.name}")
+    if job.weights == "ema":
+        report.weights = "ema"
+        report.raw_statistics = check_shadows(report, shapes)
     if job.dry_run:
         return None, report
     execute(plan, reader, progress=phases)
@@ -223,6 +249,7 @@ def _port(job: _Job, reader: Reader, phases: Phases) -> tuple[Any, PortReport]:
             batch=job.batch,
             seed=job.seed,
             rtol=job.rtol,
+            weights=job.weights,
         )
         if not report.verification["ok"]:
             worst = max(d["max_rel"] for d in report.verification["outputs"].values())

@@ -35,9 +35,24 @@ class BuildSpec:
     """What a recipe's builder needs to make the Keras model."""
 
     num_classes: int
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int | None, int | None, int]  # (None, None, C): any size
     scope: str
     name: str
+    default_size: int = 224  # a builder that needs a static size builds at this one
+
+
+def dynamic(spec: BuildSpec) -> bool:
+    """Whether `spec` asks for a model taking any input size (``(None, None, C)``)."""
+    return None in spec.input_shape[:2]
+
+
+def _static_shape(spec: BuildSpec) -> tuple[int, int, int]:
+    """The input shape to build or trace at: `spec`'s, or its default size if dynamic."""
+    h, w, c = spec.input_shape
+    if dynamic(spec):
+        return (spec.default_size, spec.default_size, c)
+    assert h is not None and w is not None
+    return (h, w, c)
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,14 @@ class Recipe:
         net_kwargs: extra keyword arguments for the Slim net function.
         arg_scope: for a custom `net` function, a function returning the Slim
             ``arg_scope`` to build it in (``tf_slim.nets`` nets use their own).
+        channels: the input's channel count (3 for RGB, 1 for grayscale...), the
+            default input shape's last dimension.
+        any_size: the net is fully convolutional up to a global pooling, so the Keras
+            model takes any input size of at least `min_size`: its input is ``(None,
+            None, channels)`` unless `port` is given ``input_shape=``; `build` then gets
+            ``spec.input_shape == (None, None, channels)``.
+        fixed_size: why the Keras model needs one input size (when not `any_size`),
+            shown by ``tfunite recipes``.
     """
 
     name: str
@@ -91,6 +114,9 @@ class Recipe:
     naming: str = "layers"
     net_kwargs: dict[str, Any] = field(default_factory=dict)
     arg_scope: Callable[[], Any] | None = None
+    channels: int = 3
+    any_size: bool = False
+    fixed_size: str = "a custom recipe: the input size is fixed unless any_size=True"
 
     @property
     def net_name(self) -> str:
@@ -117,45 +143,92 @@ def register_recipe(recipe: Recipe) -> Recipe:
 
 
 def get_recipe(name: str | Recipe) -> Recipe:
-    """The registered recipe `name` (``"slim:vgg_16"``; ``"vgg_16"`` also works)."""
+    """The registered recipe `name` (``"slim:vgg_16"``; ``"vgg_16"`` also works), or the
+    `Recipe` NAME defined in ``path/to/file.py:NAME`` or ``package.module:NAME``."""
     if isinstance(name, Recipe):
         return name
     key = name if name in RECIPES else f"slim:{name}"
     if key not in RECIPES:
+        from .recipe_files import is_reference, load_recipe
+
+        if is_reference(name):  # "path/to/file.py:NAME" or "package.module:NAME"
+            return load_recipe(name)
         raise RecipeError(
             f"Unknown recipe {name!r}. Known recipes: {', '.join(sorted(RECIPES))}. "
-            "Fix: pass one of these, or register your own with "
-            "tfunite.porting.register_recipe (see tfunite/porting/README.md)."
+            "Fix: pass one of these, your own Recipe as path/to/file.py:NAME or "
+            "package.module:NAME, or register it with tfunite.porting.register_recipe (see "
+            "tfunite/porting/README.md)."
         )
     return RECIPES[key]
 
 
 # ----------------------------------------------------------------------- builders
-def _traced(net: str, net_kwargs: dict[str, Any] | None = None) -> Callable[[BuildSpec], Any]:
+def _traced(
+    net: str, net_kwargs: dict[str, Any] | None = None, global_pool: str | None = None
+) -> Callable[[BuildSpec], Any]:
     def build(spec: BuildSpec) -> Any:
         from . import _layouts, trace
 
         layout = _layouts.get_layout(
-            net, spec.input_shape, spec.num_classes, spec.scope, spec.name, net_kwargs
+            net, _static_shape(spec), spec.num_classes, spec.scope, spec.name, net_kwargs
         )
+        if dynamic(spec):
+            layout = _any_size_layout(layout, global_pool)
         return trace.build_layout(layout)
 
     return build
 
 
-def _application(fn_name: str, **extra: Any) -> Callable[[BuildSpec], Any]:
+def _any_size_layout(layout: dict[str, Any], global_pool: str | None = None) -> dict[str, Any]:
+    """A traced layout whose input takes any height and width: for nets whose layers up
+    to a global pooling do not depend on the input size (traced at the default size).
+
+    `global_pool`: the name prefix of an average pool whose kernel Slim sets to the
+    whole feature map (``_reduced_kernel_size_for_small_input``: at most 7x7, VALID, so
+    Slim only builds where it gives 1x1): it becomes a global average pool, the same
+    computation wherever Slim builds.
+    """
+    layers = []
+    for entry in layout["layers"]:
+        name = entry["config"]["name"]
+        if global_pool and entry["class"] == "AveragePooling2D" and name.startswith(global_pool):
+            entry = {
+                **entry,
+                "class": "GlobalAveragePooling2D",
+                "config": {"keepdims": True, "name": name},
+            }
+        layers.append(entry)
+    return {**layout, "input_shape": [None, None, layout["input_shape"][-1]], "layers": layers}
+
+
+def _any_size_clone(model: Any, spec: BuildSpec, clone_function: Any = None) -> Any:
+    """`model` (built at a static size) rebuilt on an input of ``spec.input_shape``."""
+    import keras
+
+    return keras.models.clone_model(
+        model,
+        input_tensors=keras.Input(spec.input_shape, name=model.inputs[0].name),
+        clone_function=clone_function,
+    )
+
+
+def _application(fn_name: str, static: bool = False, **extra: Any) -> Callable[[BuildSpec], Any]:
+    """A keras.applications builder; for a dynamic spec the model is rebuilt on an input
+    of any size, unless `static` (the caller clones it anyway)."""
+
     def build(spec: BuildSpec) -> Any:
         import keras
 
         fn = getattr(keras.applications, fn_name)
-        return fn(
+        model = fn(
             weights=None,
-            include_top=True,
-            input_shape=spec.input_shape,
+            include_top=True,  # which needs a static input shape: cloned below if dynamic
+            input_shape=_static_shape(spec),
             classes=spec.num_classes,
             classifier_activation=None,
             **extra,
         )
+        return _any_size_clone(model, spec) if dynamic(spec) and not static else model
 
     return build
 
@@ -163,7 +236,7 @@ def _application(fn_name: str, **extra: Any) -> Callable[[BuildSpec], Any]:
 def _resnet_v2_application(fn_name: str) -> Callable[[BuildSpec], Any]:
     """keras.applications ResNetV2 with Slim's pool1 (3x3/2 SAME max pool, no zero pad)
     and Slim's batch-norm epsilon (1e-5 instead of Keras' 1.001e-5)."""
-    base = _application(fn_name)
+    base = _application(fn_name, static=True)
 
     def build(spec: BuildSpec) -> Any:
         import keras
@@ -180,6 +253,8 @@ def _resnet_v2_application(fn_name: str) -> Callable[[BuildSpec], Any]:
                 config["epsilon"] = 1e-5
             return layer.__class__.from_config(config)
 
+        if dynamic(spec):
+            return _any_size_clone(stock, spec, clone)
         return keras.models.clone_model(stock, clone_function=clone)
 
     return build
@@ -318,6 +393,14 @@ _FC_SQUEEZE = Squeeze((0, 1))  # a 1x1 Slim conv "fully connected" -> Keras Dens
 _AUX = ((r"{scope}/AuxLogits/.*", "auxiliary classifier (training only; Keras has none)"),)
 
 
+_FC_FIXED = (
+    "its classifier is fully connected (fc6 is a VALID convolution) over a feature map of one size"
+)
+_FIXED = {
+    "inception_v1": "its final 7x7 VALID average pool needs a 7x7 feature map",
+}
+
+
 def _register_all() -> None:
     # (net, scope, default size, (min, max) size, ...): sizes measured by building the
     # Slim net; beyond max its fully connected fc6 sees a 2x2 map and fc8's squeeze fails.
@@ -381,13 +464,16 @@ def _register_all() -> None:
         rules = _TRACED_RULES
         if net == "inception_v2":  # the separable first conv's bias follows its pointwise conv
             rules = ((r"{scope}/Conv2d_1a_7x7/biases", "Conv2d_1a_7x7/pointwise/bias"), *rules)
+        # Inception V2's final pool is min(7x7, the map): a global pool wherever Slim builds
+        any_size = net == "inception_v2"
+        pool = "Logits.AvgPool_1a_" if any_size else None
         register_recipe(
             Recipe(
                 name=f"slim:{net}",
                 net=net,
                 scope=scope,
                 target="Keras 3 functional model traced from Slim's graph (same layout and names)",
-                build=_traced(net),
+                build=_traced(net, global_pool=pool),
                 rules=rules,
                 logits=(rf"{{scope}}/{logits}/(weights|biases)",),
                 signature=_signature(required, forbidden, shapes),
@@ -395,6 +481,8 @@ def _register_all() -> None:
                 min_size=min_size,
                 max_size=max_size,
                 endpoints=tuple((e, None) for e in eps),
+                any_size=any_size,
+                fixed_size="" if any_size else _FIXED.get(net, _FC_FIXED),
             )
         )
 
@@ -414,6 +502,8 @@ def _register_all() -> None:
                 default_size=224,
                 min_size=32,
                 endpoints=(("{scope}/block2", None), ("{scope}/block4", None)),
+                any_size=True,
+                fixed_size="",
             )
         )
     for depth in (50, 101, 152, 200):
@@ -426,6 +516,8 @@ def _register_all() -> None:
             signature=_resnet_signature(2, depth),
             default_size=224,
             min_size=32,
+            any_size=True,
+            fixed_size="",
         )
         if depth == 200:  # keras.applications has no ResNet200V2
             register_recipe(
@@ -482,6 +574,7 @@ def _register_all() -> None:
                 min_size=224,
                 max_size=255,  # Slim's 7x7 fc6, Keras' Flatten + Dense: pool5 must be 7x7
                 endpoints=(("{scope}/pool5", "block5_pool"), ("{scope}/fc7", "fc2")),
+                fixed_size=_FC_FIXED,
             )
         )
 
@@ -502,6 +595,9 @@ def _register_all() -> None:
             naming="ordinal",
             endpoints=(("Mixed_6e", "mixed7"), ("Mixed_7c", "mixed10")),
             net_kwargs={"create_aux_logits": False},
+            # Slim's final pool is min(8x8, the map): a global pool wherever Slim builds
+            any_size=True,
+            fixed_size="",
         )
     )
 

@@ -45,6 +45,34 @@ class PortReport(LoadReport):
         self.input_shape = input_shape
         self.verification = verification
         self.output = output
+        self.weights = "raw"  # or "ema": the ExponentialMovingAverage shadows were ported
+        self.raw_statistics: list[str] = []  # with "ema": batch-norm statistics loaded raw
+
+    def drop_counts(self) -> dict[str, dict[str, int]]:
+        """``{kind: {reason: count}}`` of what the port leaves out on purpose (kinds
+        ``dropped`` and ``training_state``), most frequent reason first."""
+        out: dict[str, dict[str, int]] = {}
+        for e in self.entries:
+            if e.kind in ("dropped", "training_state"):
+                reasons = out.setdefault(e.kind, {})
+                reason = e.reason or "-"
+                reasons[reason] = reasons.get(reason, 0) + 1
+        return {k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in out.items()}
+
+    def weights_note(self) -> str:
+        """Which weights were ported, in words."""
+        if self.weights != "ema":
+            return "raw (the trained variables)"
+        n = sum(
+            1
+            for e in self.entries
+            if e.kind in ("matched", "transformed")
+            and (e.source or "").endswith("/ExponentialMovingAverage")
+        )
+        note = f"ema (ExponentialMovingAverage shadows of {n} variables"
+        if self.raw_statistics:
+            note += f"; {len(self.raw_statistics)} batch-norm statistics without shadow, raw"
+        return note + ")"
 
     @property
     def checkpoint(self) -> str:
@@ -63,7 +91,10 @@ class PortReport(LoadReport):
             "dry_run": self.dry_run,
             "applied": self.applied,
             "output": self.output,
+            "weights": self.weights,
+            "raw_statistics": list(self.raw_statistics),
             "counts": self.counts(),
+            "dropped_by_reason": self.drop_counts(),
             "ok": self.ok,
             "entries": [e.to_dict() for e in self.entries],
             "verification": self.verification,
@@ -85,20 +116,29 @@ class PortReport(LoadReport):
             f"  classes: {self.num_classes}  background class: {self.background}  "
             f"input shape: {self.input_shape}"
         )
+        console.print(f"  weights: {self.weights_note()}")
         c = self.counts()
         console.print("  " + "  ".join(f"{k}: {v}" for k, v in c.items()))
+        if not verbose:  # what is left out on purpose: counts by reason, not one line each
+            for kind, reasons in self.drop_counts().items():
+                for reason, n in reasons.items():
+                    console.print(f"  {kind} {n:5d}  {reason}")
         table = Table(show_lines=False)
         for col in ("kind", "checkpoint name", "shape", "keras name", "how"):
             table.add_column(col)
+        quiet = ("matched", "dropped", "training_state")
         for e in self.entries:
-            if e.kind == "matched" and not verbose:
+            if e.kind in quiet and not verbose:
                 continue
             how = describe(e.transform) or e.reason or ""
             table.add_row(e.kind, e.source or "-", str(e.source_shape or ""), e.target or "-", how)
         if table.row_count:
             console.print(table)
-        if not verbose and c["matched"]:
-            console.print(f"  ({c['matched']} entries renamed one to one; --verbose lists them)")
+        if not verbose and (c["matched"] or c["dropped"] or c["training_state"]):
+            console.print(
+                f"  ({c['matched']} entries renamed one to one, "
+                f"{c['dropped'] + c['training_state']} left out on purpose; --verbose lists them)"
+            )
         if self.verification:
             v = self.verification
             console.print(

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from tfunite.readers import Reader
+from tfunite.training_state import shadows
 
 from .checkpoint import checkpoint_shapes, num_classes, open_reader
 from .errors import VerificationError
@@ -40,6 +41,34 @@ def _slim_net(recipe: Recipe, what: str) -> None:
         )
 
 
+def logits_output(model: Any) -> Any:
+    """The model's logits tensor, whatever its output structure: the only output, the
+    ``"logits"`` entry of a dict of outputs, else the first of a list of outputs."""
+    try:  # a Sequential has no `output` until called: its `outputs` is the one list
+        output = model.output
+    except AttributeError:
+        output = model.outputs
+    if isinstance(output, dict):
+        if "logits" not in output:
+            raise VerificationError(
+                f"Cannot tell which output of model {getattr(model, 'name', '?')!r} holds the "
+                f"logits: its outputs are a dict with keys {sorted(output)}, expected one "
+                "named 'logits'. Fix: name the classifier's output 'logits' in the dict "
+                "(keras.Model(inputs, {'logits': ..., ...}))."
+            )
+        return output["logits"]
+    if isinstance(output, (list, tuple)):
+        return output[0]
+    return output
+
+
+def _static_input(model: Any, recipe: Recipe) -> tuple[int, ...]:
+    """The model's input shape, with the recipe's default size where it takes any size
+    (Slim builds its graph for one static size)."""
+    h, w, c = tuple(model.input_shape[1:])
+    return (h or recipe.default_size, w or recipe.default_size, c)
+
+
 def verify_port(
     model: Any,
     checkpoint: str | os.PathLike | Reader,
@@ -50,8 +79,13 @@ def verify_port(
     batch: int = 2,
     seed: int = 0,
     rtol: float = DEFAULT_RTOL,
+    weights: str = "raw",
 ) -> dict[str, Any]:
     """Run Slim (TF1 graph + Session) and `model` on the same inputs; compare outputs.
+
+    ``weights="ema"``: Slim runs with each variable's ExponentialMovingAverage shadow
+    where the checkpoint has one (what Slim's eval_image_classifier.py restores), for a
+    model ported with ``weights="ema"``.
 
     A 1001-class checkpoint compared with a 1000-output model is one ported with the
     background class dropped: Slim's class 0 is left out of the comparison. `report`,
@@ -62,11 +96,12 @@ def verify_port(
     recipe = get_recipe(recipe)
     _slim_net(recipe, "verify")
     scope = scope or recipe.scope
-    shape = tuple(model.input_shape[1:])
+    shape = _static_input(model, recipe)
     reader = checkpoint if isinstance(checkpoint, Reader) else open_reader(checkpoint)
     try:
         shapes, _ = checkpoint_shapes(reader)
-        n_model = int(model.output_shape[-1])
+        logits = logits_output(model)
+        n_model = int(logits.shape[-1])
         n_ckpt = num_classes(recipe, shapes, scope) or n_model
         drop_bg = n_ckpt == 1001 and n_model == 1000
         if n_model != n_ckpt and not drop_bg:
@@ -103,7 +138,8 @@ def verify_port(
                 continue
             fetch[key] = sg.end_points[key]
             layers[key] = layer or trace.layer_for_tensor(sg.end_points[key], scope)
-        slim_out = _slim.run_graph(sg, reader, images, fetch)
+        sources = shadows(reader.entries) if weights == "ema" else None
+        slim_out = _slim.run_graph(sg, reader, images, fetch, sources)
     finally:
         if reader is not checkpoint:
             reader.close()
@@ -111,9 +147,7 @@ def verify_port(
 
     # model.inputs/outputs, not model.input/output: those are undefined on a Sequential
     (inputs,) = model.inputs
-    sub = keras.Model(
-        inputs, [model.outputs[0]] + [model.get_layer(n).output for n in layers.values()]
-    )
+    sub = keras.Model(inputs, [logits] + [model.get_layer(n).output for n in layers.values()])
     outs = sub(images, training=False)
     # A one-output Keras model returns a bare tensor, not a one-element list.
     keras_out = [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
@@ -134,6 +168,7 @@ def verify_port(
             "shape": list(ref.shape),
         }
     return {
+        "weights": weights,
         "batch": batch,
         "input_shape": list(shape),
         "rtol": rtol,

@@ -119,6 +119,25 @@ def test_recipe_ports_and_verifies(net, ckpt):
     print(f"{net}: logits max rel {v['outputs']['logits']['max_rel']:.2e}")
 
 
+@pytest.mark.parametrize("net", ["resnet_v1_50", "resnet_v2_50", "inception_v2", "inception_v3"])
+def test_fully_convolutional_nets_take_any_input_size(net, ckpt):
+    # issue 12, item 2: no input_shape= gives (None, None, 3); the one model matches Slim
+    # built at each size (Slim's graph is static: one graph per size).
+    model, report = port(ckpt(net), f"slim:{net}")
+    assert model.input_shape == (None, None, None, 3) and report.input_shape == (None, None, 3)
+    n = CASES[net][1]
+    sizes = (CASES[net][0], CASES[net][0] + 37) if net == "resnet_v1_50" else (CASES[net][0] + 37,)
+    for size in sizes:  # (the recipes' own size is verified by test_recipe_ports_and_verifies)
+        sg = _slim.build_graph(
+            net, (size, size, 3), n, net_kwargs=RECIPES[f"slim:{net}"].net_kwargs
+        )
+        x = np.random.default_rng(size).normal(size=(2, size, size, 3)).astype(np.float32)
+        ref = _slim.run_graph(sg, ckpt(net), x, {"logits": sg.logits})["logits"].reshape(2, -1)
+        ref = ref[:, 1:] if report.background == "dropped" else ref
+        got = np.asarray(model(x, training=False))
+        assert np.max(np.abs(got - ref)) <= RTOL * np.max(np.abs(ref)), (net, size)
+
+
 def test_verification_compares_real_signal(ckpt):
     """A zero difference must not come from all-zero logits."""
     model, report = port(ckpt("alexnet_v2"), "slim:alexnet_v2", verify=True)

@@ -115,7 +115,7 @@ def _positive_int(text: str) -> int:
 
 # --------------------------------------------------------------------- commands
 def cmd_port(args: argparse.Namespace) -> int:
-    from tfunite.porting import PortArgumentError, RecipeError, port
+    from tfunite.porting import PortArgumentError, RecipeError, get_recipe, port
 
     if not args.dry_run and not args.output:
         raise CliError("port: -o/--output is required unless --dry-run is given.", EXIT_USAGE)
@@ -131,11 +131,13 @@ def cmd_port(args: argparse.Namespace) -> int:
         check_output(args.output)
     size = args.input_size
     try:
+        recipe = get_recipe(args.recipe)  # a name, path/to/file.py:NAME or module:NAME
         model, report = port(
             args.checkpoint,
-            args.recipe,
+            recipe,
             keep_background=args.keep_background,
-            input_shape=(size, size, 3) if size else None,
+            input_shape=(size, size, recipe.channels) if size else None,
+            weights=args.weights,
             scope=args.scope,
             strict=not args.no_strict,
             dry_run=args.dry_run,
@@ -492,6 +494,9 @@ def cmd_recipes(args: argparse.Namespace) -> int:
             "default_size": r.default_size,
             "min_size": r.min_size,
             "max_size": r.max_size,
+            "channels": r.channels,
+            "any_size": r.any_size,
+            "fixed_size": None if r.any_size else r.fixed_size,
         }
         for r in sorted(RECIPES.values(), key=lambda r: r.name)
     ]
@@ -500,6 +505,13 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             print(f"{r['name']:22s} {r['target']}")
+            if r["any_size"]:
+                size = f"any input size >= {r['min_size']} (Keras input (None, None, C))"
+            else:
+                most = r["max_size"] or r["default_size"]
+                span = f"{r['min_size']}" + (f"..{most}" if most != r["min_size"] else "")
+                size = f"fixed input size ({span}; default {r['default_size']}): {r['fixed_size']}"
+            print(f"{'':22s}   {size}")
     return EXIT_OK
 
 
@@ -563,7 +575,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("checkpoint", help="checkpoint prefix (V2), file (V1) or directory")
     p.add_argument(
-        "--recipe", "-r", required=True, help="e.g. slim:vgg_16 (`tfunite recipes` lists them)"
+        "--recipe",
+        "-r",
+        required=True,
+        help="e.g. slim:vgg_16 (`tfunite recipes` lists them), or your own Recipe: "
+        "path/to/file.py:NAME or package.module:NAME",
+    )
+    p.add_argument(
+        "--weights",
+        choices=("raw", "ema"),
+        default="raw",
+        help="raw: the trained variables (default); ema: their ExponentialMovingAverage "
+        "shadows (checkpoints trained with --moving_average_decay)",
     )
     p.add_argument("-o", "--output", help="the .keras file to write")
     p.add_argument("--dry-run", action="store_true", help="print the plan; load and write nothing")
@@ -582,8 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--input-size",
         type=_positive_int,
         metavar="N",
-        help="square input size (default: the net's Slim default; from the recipe's "
-        "min_size to its max_size, see `tfunite recipes --json`)",
+        help="square input size (default: any size for nets fully convolutional up to a "
+        "global pooling, else the net's Slim default; from the recipe's min_size to its "
+        "max_size, see `tfunite recipes`)",
     )
     p.add_argument("--scope", help="the net's top scope in the checkpoint, if not Slim's default")
     p.add_argument(
@@ -591,7 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore checkpoint entries that map to no Keras weight",
     )
-    p.add_argument("--verbose", "-v", action="store_true", help="list one-to-one renames too")
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="list every entry (one-to-one renames, dropped entries and training state); "
+        "default: counts by reason",
+    )
     p.add_argument(
         "--no-progress",
         action="store_true",
