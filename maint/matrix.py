@@ -78,19 +78,24 @@ def _log(message: str) -> None:
 
 
 def build(line: str, base_python: str | None = None, force: bool = False) -> Path:
-    """Create (or reuse) the venv of one line; rebuilt when its constraint file changed."""
+    """Create (or reuse) the venv of one line; rebuilt when its constraint file changed.
+
+    A reused venv gets tfunite's editable install again: the install maps tfunite's
+    subpackages as pyproject.toml lists them when it runs, so a subpackage added since
+    would not import there."""
     constraints = CONSTRAINTS / f"tf-{line}.txt"
     target = venv_dir(line)
     stamp = target / ".tfunite-constraints"
     _matrix_dir()
+    pip = [str(_python(line)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     if not force and stamp.is_file() and stamp.read_text() == _digest(constraints):
+        subprocess.run([*pip, "--no-deps", "-e", str(REPO)], check=True)
         return target
     if target.exists():
         shutil.rmtree(target)
     python = base_python or getattr(sys, "_base_executable", None) or sys.executable
     _log(f"building {target} from {constraints.name} ...")
     subprocess.run([python, "-m", "venv", str(target)], check=True)
-    pip = [str(_python(line)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "-r", str(constraints)], check=True)
     subprocess.run([*pip, "--no-deps", "-e", str(REPO)], check=True)
     stamp.write_text(_digest(constraints))
