@@ -56,9 +56,9 @@ def test_batchnorm_statistics_are_the_mean_of_the_replicas_updates(mirrored):
 
 
 def test_refusals(mirrored):
-    # Five refusals asserted with pytest.raises(match=...) in the fresh process, each
+    # Six refusals asserted with pytest.raises(match=...) in the fresh process, each
     # followed by a check that nothing changed (see tests/distribute_case.py:refusals).
-    assert mirrored["refusals"] == 5
+    assert mirrored["refusals"] == 6
 
 
 def test_keras_fit_of_keras_layers_under_mirrored_strategy(mirrored):
