@@ -156,6 +156,29 @@ def check_optimizer(name: str, kind: str, optimizer: Any, strategy: Any | None) 
         )
 
 
+def check_host_scope(where: str, named: Iterable[tuple[str, Any]]) -> None:
+    """Inside `strategy.scope()`, refuse variables that strategy does not distribute.
+
+    A Keras model compiled inside the scope builds its optimizer slots next to each
+    weight; a plain variable there fails in Keras' `fit` with a bare TF error."""
+    inside = current_strategy()
+    if inside is None:
+        return
+    named = list(named)
+    strategy = variables_strategy(where, named)
+    if strategy is inside:
+        return
+    shown = ", ".join(n for n, _ in named[:3]) + (", ..." if len(named) > 3 else "")
+    raise DistributeError(
+        f"{where} is made inside the scope of {_describe(inside)}, but the owner's "
+        f"variables ({shown}) were created under {_describe(strategy)}: the owner was "
+        "built outside that strategy.scope(), and Keras could not train them under it. "
+        "Expected the owner's variables created inside the same scope. Fix: build (first "
+        "call or initialize) the owner inside `with strategy.scope():` too, or pass it "
+        "unbuilt with input_shape= so that tu.keras_layer builds it there."
+    )
+
+
 @tf.autograph.experimental.do_not_convert  # plain Python checks, run while tracing
 def check_step(name: str, owner: str, named: Iterable[tuple[str, Any]]) -> None:
     """Inside `strategy.run`, every variable stepped must be distributed by that strategy."""

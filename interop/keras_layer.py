@@ -32,6 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tfunite.distribute import check_host_scope
 from tfunite.errors import LoadError, NotBuiltError, NotSerializableError
 from tfunite.interop.keras_host import hosting
 from tfunite.owner import Owner
@@ -177,6 +178,7 @@ class OwnerLayer(keras.Layer):
     ) -> None:
         shape = None if input_shape is None else tuple(input_shape)
         _build(owner, shape, input_dtype)  # validates before the layer exists
+        check_host_scope(f"tu.keras_layer({owner.name!r})", owner.variables.items())
         super().__init__(**kwargs)
         # Not an attribute Keras or tf.train track: the layer's weights alias its variables.
         object.__setattr__(self, "_owner", owner)

@@ -30,6 +30,8 @@ import tf_slim as slim  # noqa: E402
 import tfunite as tu  # noqa: E402
 from tfunite.readers import TF_KEYS  # noqa: E402
 
+from tests.distribute_fit import fit_mirrored  # noqa: E402
+
 GLOBAL, FEATURES, STEPS = 8, 6, 3
 DEVICES = ["/cpu:0", "/cpu:1"]
 
@@ -255,7 +257,15 @@ def refusals(workdir: str) -> dict:
     mixed_up = tu.Parameters("both", inside=model["head"], outside=run_1["model"]["trunk"])
     with pytest.raises(tu.DistributeError, match=r"belong to different strategies"):
         tu.Optimizer("adam", mixed_up).build()
-    return {"refusals": 5}
+    # A keras_layer made inside the scope over an owner built outside it.
+    with mirrored.scope():
+        with pytest.raises(
+            tu.DistributeError, match=r"tu.keras_layer\('trunk'\) is made inside .*built outside"
+        ):
+            tu.keras_layer(run_1["model"]["trunk"])
+    for n, v in values(run_1).items():
+        np.testing.assert_array_equal(v, before[n])
+    return {"refusals": 6}
 
 
 def main(workdir: str) -> None:
@@ -264,5 +274,6 @@ def main(workdir: str) -> None:
         **training_and_checkpoints(workdir),
         **batchnorm(),
         **refusals(workdir),
+        **fit_mirrored(DEVICES),
     }
     print(json.dumps(out))
