@@ -27,7 +27,6 @@ import argparse
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import asdict
@@ -126,19 +125,9 @@ def measure(strategy: Any, label: str, steps: int, repeats: int) -> Target:
     return Target(f"distribute_{label}", "tfunite/native step time", ratio, TARGET)
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def multi_worker(steps: int, repeats: int, extra: list[str]) -> tuple[int, list[str]]:
     """Run the two workers; (exit status of the chief, the chief's result lines)."""
-    ports = ",".join(map(str, free_ports(2)))
+    ports = ",".join(map(str, load_example().free_ports(2)))
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--worker", str(i), "--ports", ports]
