@@ -195,7 +195,12 @@ class OwnerLayer(keras.Layer):
                 trainable=id(var) in trainable,
                 name=canonical_name.replace("/", "."),
             )
-            if alias.value is not var:  # Keras copied it: fit would train a copy
+            if alias.value is not var:
+                # Older Keras 3 (3.3, 3.6) copies a tf.Variable initializer into a new tf.Variable; its
+                # TF-backend Variable keeps the tf.Variable it reads and writes in `_value`,
+                # as later versions do with the one they are given: point it at the owner's.
+                alias._value = var
+            if alias.value is not var:  # still a copy: fit would train it, not the owner
                 raise RuntimeError(
                     f"tu.keras_layer({owner.name!r}): Keras {keras.__version__} copied "
                     f"variable {canonical_name!r} instead of wrapping it. Expected the same "
