@@ -557,7 +557,8 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tfunite",
-        description="Port, inspect and compare TensorFlow checkpoints; check the environment.",
+        description="Port and convert TF-Slim networks to Keras 3, export owners, inspect and "
+        "compare checkpoints; check the environment.",
         epilog="Exit codes: 0 ok, 1 failure, 2 usage error; diff: 0 same, 1 different, "
         "2 trouble (unreadable checkpoint, bad arguments). With --json a failure also "
         'prints {"error": ..., "code": ...} on stdout.',
