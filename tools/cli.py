@@ -147,6 +147,11 @@ def cmd_port(args: argparse.Namespace) -> int:
         )
     except (RecipeError, PortArgumentError) as e:
         raise CliError(str(e), EXIT_USAGE) from None
+    return _show(report, args)
+
+
+def _show(report: Any, args: argparse.Namespace) -> int:
+    """Print a port or convert report (JSON with --json, else a table); exit code 0."""
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -202,11 +207,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         )
     except (ConvertError, PortArgumentError) as e:
         raise CliError(str(e), EXIT_USAGE) from None
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        report.render(_console(), verbose=args.verbose)
-    return EXIT_OK
+    return _show(report, args)
 
 
 def _open(path: str) -> Any:
