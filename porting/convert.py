@@ -30,7 +30,7 @@ from .errors import PortArgumentError, VerificationError
 from .load import DeferredBuild, execute
 from .output import check_output, save_atomic
 from .plan import make_plan
-from .recipe_port import refuse_unclean
+from .recipe_port import image_shape, refuse_unclean
 from .report import PortReport
 from .verify import DEFAULT_RTOL
 
@@ -123,17 +123,14 @@ def _shape(input_shape: Sequence[int] | None, fn: Any, fname: str) -> tuple[int,
             f"convert({fname}): no input_shape, and {fname} has no default_image_size. "
             "Fix: pass input_shape=(height, width, channels) (CLI: --input-size H [W C])."
         )
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) != 3 or min(shape) <= 0:
+    shape = image_shape(input_shape)
+    if shape is None:
         raise PortArgumentError(
             f"convert({fname}): input_shape={input_shape!r} is not an image shape: expected "
             "(height, width, channels), three positive integers. Fix: e.g. "
             "input_shape=(224, 224, 3) (CLI: --input-size 224)."
         )
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def _default_scope(fn: Any) -> str | None:

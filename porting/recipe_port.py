@@ -27,6 +27,17 @@ from .verify import DEFAULT_RTOL, verify_port
 from .weights import check_shadows, check_weights, ema_stage
 
 
+def image_shape(input_shape: Sequence[int]) -> tuple[int, int, int] | None:
+    """`input_shape` as (height, width, channels) of positive ints, or None if it is not one."""
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        return None
+    if len(shape) != 3 or min(shape) <= 0:
+        return None
+    return shape[0], shape[1], shape[2]
+
+
 def _input_shape(
     recipe: Recipe, input_shape: Sequence[int] | None
 ) -> tuple[int | None, int | None, int]:
@@ -34,13 +45,14 @@ def _input_shape(
     size, least = recipe.default_size, recipe.min_size
     if input_shape is None:  # any size (at least min_size) for fully convolutional nets
         return (None, None, recipe.channels) if recipe.any_size else (size, size, recipe.channels)
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) != 3 or min(shape) <= 0:
+    shape = image_shape(input_shape)
+    if shape is None:
+        try:
+            shown: Any = tuple(input_shape)
+        except TypeError:
+            shown = input_shape
         raise PortArgumentError(
-            f"input_shape={tuple(input_shape) if shape else input_shape!r} is not an image "
+            f"input_shape={shown!r} is not an image "
             f"shape: expected (height, width, channels), three positive integers. Fix: pass "
             f"e.g. input_shape=({size}, {size}, {recipe.channels}) (CLI: --input-size {size})."
         )
