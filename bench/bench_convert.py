@@ -13,13 +13,11 @@ Target: convert / port <= 2.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
-from common import Target, finish, parser
+from common import Target, finish, parser, run_phase
 
 PHASE = r"""
 import json, os, sys, time
@@ -43,15 +41,7 @@ print(json.dumps({"seconds": seconds, "layers": len(model.layers)}))
 
 
 def _phase(phase: str, ckpt: str, size: int) -> dict:
-    res = subprocess.run(
-        [sys.executable, "-c", PHASE, phase, ckpt, str(size)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if res.returncode:
-        sys.exit(f"phase {phase} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_phase(PHASE, phase, ckpt, str(size))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,13 +22,11 @@ the numbers do not hide each other.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
-from common import Target, finish, parser
+from common import Target, finish, parser, run_phase
 
 PHASE = r"""
 import json, os, resource, sys, time
@@ -92,15 +90,7 @@ print(json.dumps(out))
 
 
 def _phase(phase: str, ckpt: str, size: int, keras_file: str = "") -> dict:
-    res = subprocess.run(
-        [sys.executable, "-c", PHASE, phase, ckpt, str(size), keras_file],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if res.returncode:
-        sys.exit(f"phase {phase} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_phase(PHASE, phase, ckpt, str(size), keras_file)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -119,6 +120,17 @@ def ratios(candidate: Sequence[float], baseline: Sequence[float]) -> str:
 def spread(xs: Sequence[float]) -> str:
     """'median [min..max]' in milliseconds."""
     return f"{median(xs) * 1e3:.1f} ms [{min(xs) * 1e3:.1f}..{max(xs) * 1e3:.1f}]"
+
+
+def run_phase(program: str, phase: str, *args: str) -> dict:
+    """Run `program` (python -c) in a fresh process with `phase` and `args`; the JSON
+    object it prints on its last stdout line. Exits with its stderr's tail if it fails."""
+    res = subprocess.run(
+        [sys.executable, "-c", program, phase, *args], capture_output=True, text=True, check=False
+    )
+    if res.returncode:
+        sys.exit(f"phase {phase} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def machine() -> str:
