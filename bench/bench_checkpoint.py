@@ -18,7 +18,7 @@ reports peak RSS minus RSS before the load. TensorFlow's CPU allocator keeps mem
 it freed (here the initializers' temporaries, ~40 MB), and a load may reuse it, so the
 growth is what a real "build, then load" process adds, not the bytes allocated.
 
-Targets: save ratio <= 1.2; load ratio <= 1.2; peak RSS growth of a tfunite load
+Targets: save ratio <= 1.2; load ratio <= 1.0; peak RSS growth of a tfunite load
 <= the native load's peak growth + the largest tensor (that is, the whole process peak
 stays within model + largest tensor + what the baseline needs).
 
@@ -51,7 +51,8 @@ from common import (  # noqa: E402
 )
 
 WIDTH = 2048
-SAVE_TARGET = LOAD_TARGET = 1.2
+SAVE_TARGET = 1.2
+LOAD_TARGET = 1.0  # a checked, all-or-nothing load at most as slow as TF's read
 MB = 1e6
 
 

@@ -14,8 +14,9 @@ by a restart array; every block ends with a trailer (compression byte, masked CR
 The entry of the empty key is a serialized `BundleHeaderProto`; every other value is a
 `BundleEntryProto` (dtype, shape, shard, offset, size, masked CRC32C of the data).
 
-Data files are read with pread into fresh buffers, never memory-mapped, so a file
-truncated or rewritten while it loads is an error, not a SIGBUS.
+Data files are read with pread (into one reused buffer for checksums, then into the
+array or tensor memory a value goes to), never memory-mapped, so a file truncated or
+rewritten while it loads is an error, not a SIGBUS.
 
 Anything this module does not know for sure how to read (a compressed block, a
 big-endian bundle, an entry TensorFlow does not list the same way, a data file that
@@ -85,6 +86,15 @@ _LGPL_MISSING = False
 _SETTLED_NS = 2_000_000_000
 
 
+def _preadinto(fd: int, buf: memoryview, offset: int) -> int:
+    """Read into `buf` from `offset` of `fd` (os.preadv where the OS has it); the count."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buf], offset)
+    data = os.pread(fd, len(buf), offset)
+    buf[: len(data)] = data
+    return len(data)
+
+
 def _stamp(st: os.stat_result) -> tuple[int, ...] | None:
     """What changes on any write to a file (size, mtime, ctime, inode), or None when the
     file was written too recently for a later write to be sure to change it."""
@@ -93,7 +103,7 @@ def _stamp(st: os.stat_result) -> tuple[int, ...] | None:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def crc32c(data: bytes, crc: int = 0) -> int:
+def crc32c(data: bytes | memoryview, crc: int = 0) -> int:
     """CRC32C of `data`, extending `crc` (hardware-accelerated where the CPU has it).
 
     Computed by the `crc32c` package (LGPL-2.1+, a dependency of tfunite: ~1.8x faster
@@ -111,7 +121,8 @@ def crc32c(data: bytes, crc: int = 0) -> int:
             return int(_lgpl.crc32c(data, crc))
     import google_crc32c
 
-    return int(google_crc32c.extend(crc, data))
+    # It takes bytes only (no memoryview of a buffer): one more copy, on this path only.
+    return int(google_crc32c.extend(crc, data if isinstance(data, bytes) else bytes(data)))
 
 
 def _varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
@@ -190,6 +201,7 @@ class Bundle:
         self.slice_entries: list[Entry] = []  # the data of partitioned tensors
         # shard -> (descriptor, size, its stat stamp if old enough to trust, see _stamp)
         self._files: dict[int, tuple[int, int, tuple[int, ...] | None]] = {}
+        self._chunk: memoryview | None = None  # the checksum pass's read buffer
         try:
             with open(self.index_path, "rb") as f:
                 raw = f.read()
@@ -308,7 +320,7 @@ class Bundle:
     def _open(self, shard: int) -> tuple[int, int]:
         """(file descriptor, size at open) of data shard `shard`, opened once per load.
 
-        Data is read with pread into fresh buffers, never memory-mapped: a file truncated
+        Data is read with pread into buffers, never memory-mapped: a file truncated
         or rewritten during the load gives short reads or wrong checksums (errors), never
         a SIGBUS. A file replaced by rename (what tu.save and TF do) is not seen at all:
         the open descriptor keeps the old file.
@@ -347,20 +359,20 @@ class Bundle:
             )
         return fd
 
-    def _pread(self, fd: int, entry: Entry, offset: int, size: int, what: str) -> bytes:
-        """`size` bytes at `offset` of `entry`'s shard; CheckpointError if the file got
-        shorter since it was opened (truncated during the load)."""
-        parts = []
-        while size > 0:
+    def _read_into(self, fd: int, entry: Entry, buf: memoryview, offset: int, what: str) -> None:
+        """Fill `buf` with the bytes at `offset` of `entry`'s shard; CheckpointError if the
+        file got shorter since it was opened (truncated during the load)."""
+        done, size = 0, len(buf)
+        while done < size:
             try:
-                part = os.pread(fd, min(size, _MAX_READ), offset)
+                n = _preadinto(fd, buf[done : done + _MAX_READ], offset + done)
             except OSError as e:
                 raise CheckpointError(
                     f"Checkpoint {self.prefix}: reading {what} from "
                     f"{self.data_path(entry.shard)} failed: {e.strerror}. Fix: check the "
                     "disk and load again."
                 ) from None
-            if not part:
+            if not n:
                 raise CheckpointError(
                     f"Checkpoint {self.prefix}: data file {self.data_path(entry.shard)} was "
                     f"truncated during the load: {what} needs bytes "
@@ -368,24 +380,29 @@ class Bundle:
                     f"{os.fstat(fd).st_size} bytes. Fix: do not write to a checkpoint while "
                     "it loads; load it again."
                 )
-            parts.append(part)
-            offset += len(part)
-            size -= len(part)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            done += n
 
-    def _read(self, entry: Entry, what: str) -> bytes:
-        """The bytes of `entry` (bounded by the file's size, checked first)."""
+    def _read(self, entry: Entry, what: str, into: np.ndarray | None = None) -> np.ndarray:
+        """The bytes of `entry` (bounded by the file's size, checked first), read into
+        `into` (a writable uint8 array of entry.size bytes) or a fresh array."""
         fd = self._check_range(entry, what)
-        return self._pread(fd, entry, entry.offset, entry.size, what) if entry.size else b""
+        data = np.empty(entry.size, np.uint8) if into is None else into
+        if entry.size:
+            self._read_into(fd, entry, data.data, entry.offset, what)
+        return data
 
     def _crc_of(self, entry: Entry, what: str) -> int:
-        """CRC32C of `entry`'s bytes, read in chunks (one small buffer at a time)."""
+        """CRC32C of `entry`'s bytes, read in chunks into one reused buffer (it stays in
+        the CPU cache, and no fresh pages are touched per chunk)."""
         fd = self._check_range(entry, what)
+        if self._chunk is None:
+            self._chunk = memoryview(bytearray(_CHUNK))
         crc, offset, end = 0, entry.offset, entry.offset + entry.size
         while offset < end:
-            n = min(_CHUNK, end - offset)
-            crc = crc32c(self._pread(fd, entry, offset, n, what), crc)
-            offset += n
+            view = self._chunk[: min(_CHUNK, end - offset)]
+            self._read_into(fd, entry, view, offset, what)
+            crc = crc32c(view, crc)
+            offset += len(view)
         return crc
 
     def release(self, key: str) -> None:
@@ -451,7 +468,7 @@ class Bundle:
         count = math.prod(entry.shape)
         if count == 0 or entry.size == 0:
             return 0
-        raw = self._read(entry, what)  # entry.size is at most the file's size (checked)
+        raw = self._read(entry, what).data  # entry.size is at most the file's size (checked)
         pos, total, end = 0, 0, entry.size
         packed = bytearray()
         for _ in range(count):  # each length takes >= 1 byte: at most entry.size rounds
@@ -466,29 +483,36 @@ class Bundle:
             return None
         return crc32c(raw[pos : pos + 4 + total], crc)
 
-    def array(self, key: str) -> np.ndarray | None:
-        """Tensor `key` as a read-only numpy array over a fresh read of its bytes, or
-        None if it is not POD (strings) or is partitioned. Its CRC32C is checked again
+    def pod(self, key: str) -> bool:
+        """True if `array(key)` gives an array: a POD dtype, not partitioned."""
+        entry = self.entries[key]
+        return _numpy_dtype(entry.dtype) is not None and not entry.sliced
+
+    def array(self, key: str, into: np.ndarray | None = None) -> np.ndarray | None:
+        """Tensor `key` as a numpy array over a fresh read of its bytes, or None if it is
+        not POD (strings) or is partitioned. `into`: a writable C-contiguous array of the
+        tensor's size to read into instead of a new one. The CRC32C is checked again
         first unless the file provably was not written since it was opened (`_stamp`), so
         the bytes assigned are the bytes checked even if the file changed since `check`."""
         entry = self.entries[key]
         dtype = _numpy_dtype(entry.dtype)
-        if dtype is None or entry.sliced:
+        if dtype is None or entry.sliced:  # not self.pod(key)
             return None
-        if entry.size == 0:
-            return np.zeros(entry.shape, dtype)
-        data = self._read(entry, f"tensor {key!r}")
-        if self._unchanged(entry.shard):
-            return np.frombuffer(data, dtype).reshape(entry.shape)
-        got = crc32c(data)
-        if got != unmask(entry.crc):
-            raise CheckpointError(
-                f"Checkpoint {self.prefix}: tensor {key!r} changed in data file "
-                f"{os.path.basename(self.data_path(entry.shard))} during the load (its CRC32C "
-                f"was {unmask(entry.crc):08x} when checked, now {got:08x}). Fix: do not write "
-                "to a checkpoint while it loads; load it again."
-            )
-        return np.frombuffer(data, dtype).reshape(entry.shape)
+        if into is not None:
+            into = into.reshape(-1).view(np.uint8)
+            if into.size != entry.size:
+                raise ValueError(f"{key!r} has {entry.size} bytes, the buffer {into.size}")
+        data = self._read(entry, f"tensor {key!r}", into)
+        if entry.size and not self._unchanged(entry.shard):
+            got = crc32c(data.data)
+            if got != unmask(entry.crc):
+                raise CheckpointError(
+                    f"Checkpoint {self.prefix}: tensor {key!r} changed in data file "
+                    f"{os.path.basename(self.data_path(entry.shard))} during the load (its "
+                    f"CRC32C was {unmask(entry.crc):08x} when checked, now {got:08x}). Fix: "
+                    "do not write to a checkpoint while it loads; load it again."
+                )
+        return data.view(dtype).reshape(entry.shape)
 
     def _unchanged(self, shard: int) -> bool:
         """True if shard `shard` provably was not written since it was opened (checked):

@@ -291,10 +291,14 @@ def assign_all(
     """
     done: list[str] = []
     read_tensor = getattr(reader, "read_tensor", None) if fast else None
+    checked_tensor = getattr(reader, "checked_tensor", None) if fast else None
     for step in steps:
         try:
-            value = reader.checked(step.source)
-            if value is None and read_tensor is not None and step.transform is None:
+            raw = step.transform is None
+            value = checked_tensor(step.source) if raw and checked_tensor else None
+            if value is None:
+                value = reader.checked(step.source)
+            if value is None and read_tensor is not None and raw:
                 value = read_tensor(step.source)
             elif value is None:
                 value = reader.read(step.source)

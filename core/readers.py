@@ -202,6 +202,27 @@ class TFReader(Reader):
             return None
         return self._bundle.array(self._keys[name])
 
+    def checked_tensor(self, name: str) -> tf.Tensor | None:
+        """`checked(name)` as a new eager CPU tf.Tensor, read straight into its memory.
+
+        The tensor is allocated by TensorFlow (`Empty`), so an eager assign takes its
+        buffer over as the variable's storage, and the variable's old buffer goes back to
+        TensorFlow's allocator for the next tensor: no copy, and no more memory than one
+        tensor. Where TensorFlow gives no writable view of that very memory (a 0-d
+        tensor, see `_writable_view`), the checked bytes are copied instead.
+        """
+        key = self._keys.get(name, "")
+        if name not in self._checked or self._bundle is None or not self._bundle.pod(key):
+            return None
+        shape, dtype = self._all[key]
+        with tf.device("CPU:0"):
+            tensor = tf.raw_ops.Empty(shape=shape, dtype=dtype, init=False)
+        view = _writable_view(tensor)
+        if view is None:
+            return tf.convert_to_tensor(self._bundle.array(key))
+        self._bundle.array(key, into=view)
+        return tensor
+
     def release(self, name: str) -> None:
         """Done with `checked(name)`: its pages leave this process's resident memory."""
         if name in self._checked and self._bundle is not None:  # check() sets both
@@ -327,6 +348,36 @@ class H5Reader(Reader):
 # its members uncompressed, DEFLATE cannot exceed ~1032x (Keras itself uses 100x).
 _MAX_EXPANSION = 100
 _BOMB_FLOOR = 1 << 28  # members up to 256 MiB are read whatever their ratio
+
+
+_WRITES_REACH_TENSORS: bool | None = None  # see _writable_view
+
+
+def _writable_view(tensor: tf.Tensor) -> np.ndarray | None:
+    """A writable numpy view of eager CPU `tensor`'s own memory, or None.
+
+    TensorFlow's `__array__` aliases a CPU tensor's memory (a copy for what it cannot
+    alias). Two calls giving the same address show this tensor is aliased, not copied;
+    a once-per-process probe shows a write through the view reaches the tensor.
+    """
+    global _WRITES_REACH_TENSORS
+    if _WRITES_REACH_TENSORS is None:
+        with tf.device("CPU:0"):
+            probe = tf.raw_ops.Empty(shape=[4], dtype=tf.float32, init=False)
+        view = probe.__array__()
+        ok = isinstance(view, np.ndarray) and view.flags.writeable
+        if ok:
+            view[:] = [1.5, -2.0, 3.25, 0.0]
+            ok = probe.numpy().tolist() == [1.5, -2.0, 3.25, 0.0]
+        _WRITES_REACH_TENSORS = ok
+    if not _WRITES_REACH_TENSORS:
+        return None
+    view, again = tensor.__array__(), tensor.__array__()
+    if not (isinstance(view, np.ndarray) and view.flags.writeable and view.flags.c_contiguous):
+        return None
+    if view.nbytes and view.ctypes.data != again.ctypes.data:
+        return None
+    return view
 
 
 def _keras_weights(path: str) -> bytes:

@@ -103,8 +103,8 @@ def test_every_dtype_loads_bit_exact(saved, tmp_path):
 
 
 def test_loaded_variables_own_their_memory(saved, tmp_path):
-    """Values come from a read-only map of the data file: the variables must hold copies
-    (a write to them, or the map closing, must not touch the file or crash)."""
+    """Values are read into tensors of their own: a write to the variables must not
+    touch the file (or anything else)."""
     prefix, targets = saved
     tu.load(targets, tmp_path / "ck")
     before = open(data_file(prefix), "rb").read()
@@ -419,6 +419,33 @@ def test_pod_tensors_are_assigned_from_the_checked_bytes(saved, tmp_path, monkey
     )
     tu.load(targets, tmp_path / "ck")
     assert read == ["text"]
+    assert_values(targets, VALUES)
+
+
+def test_eager_loads_read_into_tensorflow_tensors(saved, tmp_path, monkeypatch):
+    """Eager loads read each POD tensor straight into a new TF tensor's own memory (no
+    numpy copy); only the 0-d one, which TF shows read-only, takes the copying way."""
+    _, targets = saved
+    views = []
+    original = tuc._writable_view
+
+    def spy(tensor):
+        view = original(tensor)
+        views.append((tuple(tensor.shape), view is not None))
+        return view
+
+    monkeypatch.setattr(tuc, "_writable_view", spy)
+    tu.load(targets, tmp_path / "ck")
+    assert_values(targets, VALUES)
+    pod = [n for n, v in VALUES.items() if np.asarray(v).dtype != object]
+    assert len(views) == len(pod)
+    assert [shape for shape, direct in views if not direct] == [()]
+
+
+def test_without_a_writable_view_loads_copy_the_checked_bytes(saved, tmp_path, monkeypatch):
+    _, targets = saved
+    monkeypatch.setattr(tuc, "_writable_view", lambda tensor: None)
+    tu.load(targets, tmp_path / "ck")
     assert_values(targets, VALUES)
 
 
