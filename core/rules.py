@@ -59,16 +59,43 @@ class Rule:
         return f"{self.pattern!r} -> {target}"
 
 
+_SPECIAL = frozenset(".^$*+?{}[]|()\\")
+
+
+def _literal(pattern: str) -> str | None:
+    """The one name regex `pattern` fully matches if it is a literal (plain characters
+    and escaped punctuation, as `re.escape` writes), else None."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 == len(pattern) or pattern[i + 1].isalnum() or pattern[i + 1] == "_":
+                return None  # a class (\d), an anchor (\A), a back reference, a code
+            out.append(pattern[i + 1])
+            i += 2
+        elif c in _SPECIAL:
+            return None
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 class Rules:
     """An ordered list of rename rules; the first full match wins."""
 
     def __init__(self, rules: Iterable[RulePair | Rule] = ()) -> None:
         self.rules: list[Rule] = []
-        self._compiled: list[re.Pattern[str]] = []
+        # Per rule its compiled regex, or None for a literal rule (a pattern matching one
+        # name, a replacement without escapes): those are looked up in `_literal` (name ->
+        # index of the first such rule), so that a thousand-name map is not a thousand
+        # regexes to compile and try.
+        self._compiled: list[re.Pattern[str] | None] = []
+        self._regex: list[int] = []
+        self._literal: dict[str, int] = {}
         for item in rules:
             if isinstance(item, Rule):
-                self.rules.append(item)
-                self._compiled.append(re.compile(item.pattern))
+                self._add(item, None)
                 continue
             if isinstance(item, Mapping):  # would unpack its two keys as a pair
                 raise RuleError(
@@ -83,16 +110,30 @@ class Rules:
                     f"Invalid rule {item!r}: expected a (regex, replacement) pair. "
                     "Fix: write rules as [(r'^old/(.*)', r'new/\\1'), ...]."
                 ) from None
-            try:
-                compiled = re.compile(pattern)
-            except re.error as e:
-                raise RuleError(
-                    f"Invalid rule regex {pattern!r}: {e}. Fix: escape literal characters "
-                    "(re.escape) or correct the pattern; rules are Python regular expressions "
-                    "matched against whole checkpoint names."
-                ) from None
-            self.rules.append(Rule(pattern, replacement))
-            self._compiled.append(compiled)
+            self._add(Rule(pattern, replacement), pattern)
+
+    def _add(self, rule: Rule, given: str | None) -> None:
+        """Append `rule`; `given`: its pattern as the user wrote it (errors quote it)."""
+        index = len(self.rules)
+        literal = _literal(rule.pattern)
+        if literal is not None and (rule.replacement is None or "\\" not in rule.replacement):
+            self.rules.append(rule)
+            self._compiled.append(None)
+            self._literal.setdefault(literal, index)
+            return
+        try:
+            compiled = re.compile(rule.pattern)
+        except re.error as e:
+            if given is None:
+                raise
+            raise RuleError(
+                f"Invalid rule regex {given!r}: {e}. Fix: escape literal characters "
+                "(re.escape) or correct the pattern; rules are Python regular expressions "
+                "matched against whole checkpoint names."
+            ) from None
+        self.rules.append(rule)
+        self._compiled.append(compiled)
+        self._regex.append(index)
 
     @classmethod
     def from_assignment_map(cls, mapping: Mapping[str, str]) -> Rules:
@@ -125,11 +166,19 @@ class Rules:
 
     def apply(self, name: str) -> tuple[str | None, Rule | None]:
         """(new name or None if dropped, the rule that applied or None)."""
-        for rule, compiled in zip(self.rules, self._compiled):
+        first = self._literal.get(name)
+        for index in self._regex:
+            if first is not None and index > first:
+                break
+            rule, compiled = self.rules[index], self._compiled[index]
+            assert compiled is not None  # _regex lists the compiled rules only
             if compiled.fullmatch(name):
                 if rule.replacement is None:
                     return None, rule
                 return compiled.sub(rule.replacement, name, count=1), rule
+        if first is not None:
+            rule = self.rules[first]
+            return rule.replacement, rule
         return name, None
 
     def __bool__(self) -> bool:

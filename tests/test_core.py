@@ -577,3 +577,34 @@ def test_owners_accept_numpy_inputs_as_keras_does():
     np.testing.assert_allclose(
         np.asarray(y), np.asarray(owner(tf.constant(x64, tf.float32))), rtol=0, atol=0
     )
+
+
+def test_literal_rules_keep_first_match_order():
+    """Rules of one exact name are looked up, not compiled; the first full match in
+    the list still wins, whether it is a literal or a regex (checked against re)."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from tfunite.rules import Rules
+
+    names = st.sampled_from(["a/w", "a/b", "a.b", "axb", "b/w", "c", "a/w/x"])
+    literal = names.map(lambda n: (re.escape(n), "L:" + n))
+    regex = st.sampled_from([("a/.*", "R1"), ("a.b", "R2"), (r"(b)/w", r"\1/W"), (".*", None)])
+    dropped = names.map(lambda n: (re.escape(n), None))
+
+    def reference(pairs, name):
+        for pattern, replacement in pairs:
+            compiled = re.compile(pattern)
+            if compiled.fullmatch(name):
+                return None if replacement is None else compiled.sub(replacement, name, count=1)
+        return name
+
+    @settings(max_examples=200, deadline=None, derandomize=True)
+    @given(st.lists(st.one_of(literal, regex, dropped), max_size=8), names)
+    def check(pairs, name):
+        got, rule = Rules(pairs).apply(name)
+        assert got == reference(pairs, name)
+        assert (rule is None) == all(not re.fullmatch(p, name) for p, _ in pairs)
+
+    check()
