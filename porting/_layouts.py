@@ -138,10 +138,8 @@ def get_layout(
     if layout is None:
         from . import _slim
 
-        sg = _slim.build_graph(
-            net, input_shape, num_classes, scope=scope, net_kwargs=dict(net_kwargs or {})
-        )
-        layout = trace.trace_layout(sg.graph, sg.inputs, sg.logits, scope, name)
+        # traced by the converter itself: a recipe is a cached tu.convert of its net
+        _, layout = _slim.traced_graph(net, input_shape, num_classes, scope, name, net_kwargs)
         if path:
             _store(path, key, layout)
     _MEMORY[mem_key] = layout

@@ -112,11 +112,30 @@ def build_graph(
     args = (net, input_shape, num_classes, scope, batch, net_kwargs, weights, arg_scope)
     if weights != "placeholders":
         return _build_graph(*args)
+    key = _graph_key(net, input_shape, num_classes, scope, batch, net_kwargs, arg_scope)
+    if key in _GRAPHS:
+        _GRAPHS.move_to_end(key)
+        return _GRAPHS[key]
+    sg = _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights, arg_scope)
+    keep_graph(key, sg)
+    return sg
+
+
+def _graph_key(
+    net: Any,
+    input_shape: Sequence[int],
+    num_classes: int,
+    scope: str | None,
+    batch: int | None,
+    net_kwargs: Mapping[str, Any] | None,
+    arg_scope: Any,
+) -> str:
+    """The key of `build_graph`'s shared graphs for these arguments."""
     if scope is None:  # the net's own default scope: the same graph as passing it
         params = inspect.signature(net_functions(net, arg_scope)[0]).parameters
         default = params["scope"].default if "scope" in params else None
         scope = default if isinstance(default, str) else None
-    key = repr(
+    return repr(
         (
             net,
             tuple(int(s) for s in input_shape),
@@ -127,14 +146,41 @@ def build_graph(
             arg_scope,
         )
     )
-    if key in _GRAPHS:
-        _GRAPHS.move_to_end(key)
-        return _GRAPHS[key]
-    sg = _build_graph(net, input_shape, num_classes, scope, batch, net_kwargs, weights, arg_scope)
+
+
+def keep_graph(key: str, sg: SlimGraph) -> None:
+    """Share `sg` (placeholder weights) as `build_graph`'s graph for `key`."""
     _GRAPHS[key] = sg
+    _GRAPHS.move_to_end(key)
     while len(_GRAPHS) > _GRAPHS_KEPT:
         _GRAPHS.popitem(last=False)
-    return sg
+
+
+def traced_graph(
+    net: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    scope: str,
+    name: str,
+    net_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[SlimGraph, dict[str, Any]]:
+    """`tf_slim.nets` network `net` traced by the converter (`convert.trace_network`),
+    its graph then shared as `build_graph`'s (a port's verification runs it)."""
+    from .convert import trace_network
+
+    fn, arg_scope = net_functions(net)
+    sg, layout = trace_network(
+        fn,
+        input_shape,
+        arg_scope,
+        scope,
+        name,
+        squeeze_output=True,
+        num_classes=num_classes,
+        **dict(net_kwargs or {}),
+    )
+    keep_graph(_graph_key(net, input_shape, num_classes, scope, None, net_kwargs, None), sg)
+    return sg, layout
 
 
 def _build_graph(

@@ -11,8 +11,6 @@ compares every Keras layer with the graph tensor it replaces.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import importlib
 import importlib.util
 import inspect
@@ -27,6 +25,7 @@ from tfunite.errors import TfuniteError
 from tfunite.rules import Rules, RuleSpec, parse_rules
 from tfunite.training_state import TRAINING_STATE
 
+from ._gc import gc_paused
 from .checkpoint import checkpoint_shapes, open_reader
 from .errors import PortArgumentError, VerificationError
 from .load import DeferredBuild, execute
@@ -36,7 +35,7 @@ from .recipe_port import image_shape, refuse_unclean
 from .report import PortReport
 from .verify import DEFAULT_RTOL
 
-__all__ = ["ConvertError", "ConvertReport", "convert", "load_callable"]
+__all__ = ["ConvertError", "ConvertReport", "convert", "load_callable", "trace_network"]
 
 UNUSED = "a variable of the network that does not reach its output"
 
@@ -162,21 +161,6 @@ def _call_kwargs(fn: Any, fname: str, scope: str | None, fn_kwargs: dict) -> dic
     return kwargs
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Any:
-    """No cyclic garbage collection inside: with the TF1 graph's ~10^5 Python objects
-    alive, each collection that building and loading the Keras model triggers walks them
-    all (resnet_v1_50: 0.30 s instead of 0.14 s to build, 0.42 s instead of 0.24 s to
-    load); what became garbage is collected after, as usual."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def _top_scope(variables: Sequence[str]) -> str:
     tops = {v.split("/", 1)[0] for v in variables if "/" in v}
     if len(tops) == 1 and all("/" in v for v in variables):
@@ -184,7 +168,71 @@ def _top_scope(variables: Sequence[str]) -> str:
     return ""
 
 
-@_gc_paused()
+def trace_network(
+    fn: Callable[..., Any] | str,
+    input_shape: Sequence[int],
+    arg_scope: Callable[[], Any] | str | None = None,
+    scope: str | None = None,
+    name: str | None = None,
+    *,
+    squeeze_output: bool = False,
+    **fn_kwargs: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """The converter's first half: build `fn` once in a private TF1 graph and trace it
+    into a layout of built-in Keras layers; ``(SlimGraph, layout)``.
+
+    `convert` builds its model from this layout, and so do the recipes of the
+    `tf_slim.nets` they do not port onto keras.applications (`_layouts.get_layout`,
+    which caches the layout per net). Arguments as for `convert`; `squeeze_output`
+    appends Slim's ``SpatialSqueeze`` (what the nets do with ``spatial_squeeze=True``).
+    """
+    fn = load_callable(fn)
+    fname = getattr(fn, "__name__", type(fn).__name__)
+    shape = _shape(input_shape, fn, fname)
+    arg_scope_fn = load_callable(arg_scope, "arg scope function") if arg_scope else None
+    kwargs = _call_kwargs(fn, fname, scope, fn_kwargs)
+    from . import _slim, trace
+
+    if importlib.util.find_spec("tf_slim") is not None:
+        _slim.ensure_slim()  # tf_slim's legacy fixes (its batch_norm import on current TF)
+
+    def call(inputs: Any) -> Any:
+        return fn(inputs, **kwargs)
+
+    shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    try:
+        try:
+            sg = _slim.build_call_graph(call, shape, arg_scope=arg_scope_fn)
+        except AttributeError as e:
+            if "assign" not in str(e):
+                raise
+            # The net updates a variable while it is built (TFLearn's batch norm builds
+            # its moving-average updates even for inference): build real variables.
+            sg = _slim.build_call_graph(call, shape, weights="variables", arg_scope=arg_scope_fn)
+    except TfuniteError:
+        raise
+    except Exception as e:
+        small = "negative dimension" in str(e).lower() or "must be at least" in str(e).lower()
+        hint = (
+            f"the input {shape[0]}x{shape[1]} is below what the network accepts: pass a "
+            "larger input_shape (CLI: --input-size)"
+            if small
+            else "check the function's arguments (fn_kwargs, arg_scope, scope)"
+        )
+        raise ConvertError(
+            f"Building {fname}(inputs of shape (batch, {shape[0]}, {shape[1]}, {shape[2]})"
+            f"{', ' + shown if shown else ''}) raised {type(e).__name__}: {str(e).rstrip('.')}. "
+            "Expected it to "
+            f"build the network and return its logits. Fix: {hint}."
+        ) from e
+    prefix = scope or _default_scope(fn) or _top_scope(list(sg.weights))
+    layout = trace.trace_layout(
+        sg.graph, sg.inputs, sg.logits, prefix, name or fname, squeeze_output=squeeze_output
+    )
+    return sg, layout
+
+
+@gc_paused()
 def convert(
     fn: Callable[..., Any] | str,
     checkpoint: str | os.PathLike | None = None,
@@ -236,50 +284,13 @@ def convert(
         TraceError: an op with no built-in Keras layer. LoadError: the checkpoint does
         not fit the network. VerificationError, OutputError.
     """
+    out_path = check_output(output) if output is not None else None
     fn = load_callable(fn)
     fname = getattr(fn, "__name__", type(fn).__name__)
     shape = _shape(input_shape, fn, fname)
-    arg_scope_fn = load_callable(arg_scope, "arg scope function") if arg_scope else None
-    kwargs = _call_kwargs(fn, fname, scope, fn_kwargs)
-    out_path = check_output(output) if output is not None else None
-    from . import _slim, trace
+    sg, layout = trace_network(fn, shape, arg_scope, scope, name, **fn_kwargs)
+    from . import trace
 
-    if importlib.util.find_spec("tf_slim") is not None:
-        _slim.ensure_slim()  # tf_slim's legacy fixes (its batch_norm import on current TF)
-
-    def call(inputs: Any) -> Any:
-        return fn(inputs, **kwargs)
-
-    shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    try:
-        try:
-            sg = _slim.build_call_graph(call, shape, arg_scope=arg_scope_fn)
-        except AttributeError as e:
-            if "assign" not in str(e):
-                raise
-            # The net updates a variable while it is built (TFLearn's batch norm builds
-            # its moving-average updates even for inference): build real variables.
-            sg = _slim.build_call_graph(call, shape, weights="variables", arg_scope=arg_scope_fn)
-    except TfuniteError:
-        raise
-    except Exception as e:
-        small = "negative dimension" in str(e).lower() or "must be at least" in str(e).lower()
-        hint = (
-            f"the input {shape[0]}x{shape[1]} is below what the network accepts: pass a "
-            "larger input_shape (CLI: --input-size)"
-            if small
-            else "check the function's arguments (fn_kwargs, arg_scope, scope)"
-        )
-        raise ConvertError(
-            f"Building {fname}(inputs of shape (batch, {shape[0]}, {shape[1]}, {shape[2]})"
-            f"{', ' + shown if shown else ''}) raised {type(e).__name__}: {str(e).rstrip('.')}. "
-            "Expected it to "
-            f"build the network and return its logits. Fix: {hint}."
-        ) from e
-    prefix = scope or _default_scope(fn) or _top_scope(list(sg.weights))
-    layout = trace.trace_layout(
-        sg.graph, sg.inputs, sg.logits, prefix, name or fname, squeeze_output=False
-    )
     used = {v: e for e in layout["layers"] for v in e["weights"].values()}
     n_out = sg.logits.shape.as_list()[-1]
     report = ConvertReport(

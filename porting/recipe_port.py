@@ -15,6 +15,7 @@ from tfunite.report import refusal
 from tfunite.rules import Chain, DropIndex, Rules, RuleSpec, parse_rules
 from tfunite.training_state import TRAINING_STATE, moving_average_transforms
 
+from ._gc import gc_paused
 from .checkpoint import _check_identity, _matches, checkpoint_shapes, num_classes, open_reader
 from .errors import PortArgumentError, VerificationError
 from .load import DeferredBuild, execute
@@ -73,6 +74,7 @@ def _input_shape(
     return (shape[0], shape[1], shape[2])
 
 
+@gc_paused()
 def port(
     checkpoint: str,
     recipe: str | Recipe,

@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Traced layouts go to a cache of this run, never the user's ~/.cache/tfunite.
+os.environ.setdefault("TFUNITE_CACHE_DIR", tempfile.mkdtemp(prefix="tfunite-test-cache-"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

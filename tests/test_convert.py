@@ -372,3 +372,39 @@ def test_cli_convert(tmp_path, capsys):
     assert main([*argv, "--arg", "nope=1", "--verify", "--json"]) == 2
     err = json.loads(capsys.readouterr().out)
     assert err["code"] == 2 and "raised TypeError" in err["error"]
+
+
+def test_traced_recipes_are_cached_uses_of_the_converter(tmp_path, monkeypatch):
+    """A traced recipe's layout is what `trace_network` (the converter) makes of the
+    net's own function, and its port equals `tu.convert` of that function."""
+    import sys
+
+    from tf_slim.nets import resnet_v1
+    from tfunite.porting import _layouts
+
+    monkeypatch.setenv("TFUNITE_CACHE_DIR", "off")
+    monkeypatch.setattr(_layouts, "_MEMORY", {})
+    convert_module = sys.modules["tfunite.porting.convert"]
+    traced = []
+    original = convert_module.trace_network
+    monkeypatch.setattr(
+        convert_module,
+        "trace_network",
+        lambda fn, *a, **k: traced.append(fn) or original(fn, *a, **k),
+    )
+    ckpt = str(tmp_path / "r50.ckpt")
+    _slim.write_random_checkpoint("resnet_v1_50", ckpt, (64, 64, 3), 10)
+    ported, _ = tu.port(ckpt, "slim:resnet_v1_50", input_shape=(64, 64, 3))
+    assert traced == [resnet_v1.resnet_v1_50]
+    converted, _ = tu.convert(
+        resnet_v1.resnet_v1_50,
+        ckpt,
+        (64, 64, 3),
+        arg_scope=resnet_v1.resnet_arg_scope,
+        num_classes=10,
+    )
+    images = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    # The same layers and weights (the recipe adds Slim's spatial squeeze at the end).
+    want = np.asarray(converted(images, training=False)).reshape(2, 10)
+    got = np.asarray(ported(images, training=False))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
