@@ -36,6 +36,7 @@ def execute(
                 reader,
                 plan.steps,
                 _set,
+                fast=_eager(),  # untransformed tensors read straight into TF tensors
                 what=f"weights of model {getattr(plan.model, 'name', '?')!r}",
                 advance=advance,
             )
@@ -105,6 +106,12 @@ class DeferredBuild:
             if getattr(var, "_value", None) is None:
                 var._deferred_initialize()
         self.pending = []
+
+
+def _eager() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.executing_eagerly())
 
 
 def _set(var: Any, value: np.ndarray, step: Step) -> None:
