@@ -282,16 +282,18 @@ def assign_all(
     what: str = "variables",
     advance: Callable[[], None] | None = None,
 ) -> None:
-    """Read -> transform -> assign each step, one tensor at a time.
+    """Read -> transform every step's value, then assign them all.
 
-    Call `check_data` first. `fast` lets a TF reader restore an untransformed tensor
-    straight into a tf.Tensor (eager loads into tf.Variables). If a tensor cannot be
-    read although it was checked, the file changed during the load: the error says how
-    many of the steps were already assigned.
+    Call `check_data` first. `fast` lets a TF reader read an untransformed tensor
+    straight into a tf.Tensor (eager loads into tf.Variables). Every value is read
+    before the first assignment, so a file truncated or rewritten after `check_data`
+    (a read that fails, or a checksum that no longer matches) leaves every variable as
+    it was; the price is holding the new values of the whole model until they are
+    assigned (an eager assign then takes each tensor over without a copy).
     """
-    done: list[str] = []
     read_tensor = getattr(reader, "read_tensor", None) if fast else None
     checked_tensor = getattr(reader, "checked_tensor", None) if fast else None
+    values: list[Any] = []
     for step in steps:
         try:
             raw = step.transform is None
@@ -305,16 +307,14 @@ def assign_all(
             if step.transform is not None:
                 value = step.transform.forward(value)
         except CheckpointError as e:
-            # Checked before the first assignment: the file changed during the load.
-            # Say exactly what was already assigned.
-            shown = ", ".join(done[:5]) + (", ..." if len(done) > 5 else "")
+            # Checked before: the file changed during the load. Nothing is assigned yet.
             raise CheckpointError(
-                f"{e} {len(done)} of {len(steps)} {what} had already been assigned"
-                + (f" (from {shown})" if done else "")
-                + "; reload the model from a good checkpoint before using it."
+                f"{e} Nothing was assigned: the {what} are as they were."
             ) from None
-        assign(step.var, value, step)
+        values.append(value)
         reader.release(step.source)
-        done.append(step.source)
         if advance is not None:
             advance()
+    for step, value in zip(steps, values):
+        assign(step.var, value, step)
+    values.clear()

@@ -408,3 +408,33 @@ def test_traced_recipes_are_cached_uses_of_the_converter(tmp_path, monkeypatch):
     want = np.asarray(converted(images, training=False)).reshape(2, 10)
     got = np.asarray(ported(images, training=False))
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_slim_bias_add_after_a_layer_without_biases_and_elsewhere_refused():
+    """slim.bias_add on a convolution or fully connected layer built without biases is
+    that layer's bias; after any other op it has no built-in Keras layer: a TraceError."""
+
+    def net(x, is_training=False, scope="B"):
+        with tf.compat.v1.variable_scope(scope):
+            y = slim.conv2d(x, 4, 3, biases_initializer=None, activation_fn=None, scope="c")
+            y = slim.bias_add(y, activation_fn=tf.nn.relu, scope="ba")
+            y = slim.flatten(y)
+            y = slim.fully_connected(y, 3, biases_initializer=None, activation_fn=None)
+            return slim.bias_add(y, scope="ba2")
+
+    model, report = tu.convert(net, input_shape=(8, 8, 2), verify=True)
+    assert report.verification["ok"]
+    assert [type(layer).__name__ for layer in model.layers[1:]] == [
+        "Conv2D",
+        "ReLU",
+        "Flatten",
+        "Dense",
+    ]
+    assert model.layers[1].use_bias and model.layers[-1].use_bias
+
+    def pooled(x, is_training=False, scope="B"):
+        with tf.compat.v1.variable_scope(scope):
+            return slim.bias_add(slim.max_pool2d(slim.conv2d(x, 4, 3), 2), scope="ba")
+
+    with pytest.raises(TraceError, match=r"'B/ba/BiasAdd'.*right after a convolution"):
+        tu.convert(pooled, input_shape=(8, 8, 2))
