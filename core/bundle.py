@@ -3,8 +3,9 @@
 TensorFlow checks a tensor's CRC32C only when it reads that tensor, so a load that reads
 and assigns one tensor at a time would find a flipped byte in the data file only after
 the tensors before it were assigned. `Bundle` reads the bundle's `.index` itself, so a
-load can check the checksum of every tensor it is about to assign before it assigns the
-first one, and can then assign POD tensors straight from the checked bytes.
+load can check every tensor it is about to assign before it assigns the first one:
+`check` (every checksum, or only where the bytes lie) and `array` (one POD tensor read
+into a given buffer, its checksum checked as it is read).
 
 The `.index` file is a LevelDB-format table (TF's `tsl/lib/io/table`): a 48-byte footer
 (two varint block handles, zero padding, the magic number), an index block whose values
@@ -31,7 +32,6 @@ import math
 import os
 import struct
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -80,12 +80,6 @@ def unmask(masked: int) -> int:
 _LGPL_MISSING = False
 
 
-# A data file last written this long before it was opened is trusted to show any later
-# write in its stat stamp (mtime/ctime move by at least a clock tick, ~4 ms); a fresher
-# file is checksummed again when its tensors are read (Bundle.array).
-_SETTLED_NS = 2_000_000_000
-
-
 def _preadinto(fd: int, buf: memoryview, offset: int) -> int:
     """Read into `buf` from `offset` of `fd` (os.preadv where the OS has it); the count."""
     if hasattr(os, "preadv"):
@@ -93,14 +87,6 @@ def _preadinto(fd: int, buf: memoryview, offset: int) -> int:
     data = os.pread(fd, len(buf), offset)
     buf[: len(data)] = data
     return len(data)
-
-
-def _stamp(st: os.stat_result) -> tuple[int, ...] | None:
-    """What changes on any write to a file (size, mtime, ctime, inode), or None when the
-    file was written too recently for a later write to be sure to change it."""
-    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _SETTLED_NS:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def crc32c(data: bytes | memoryview, crc: int = 0) -> int:
@@ -199,8 +185,7 @@ class Bundle:
         self.index_path = prefix + ".index"
         self.entries: dict[str, Entry] = {}
         self.slice_entries: list[Entry] = []  # the data of partitioned tensors
-        # shard -> (descriptor, size, its stat stamp if old enough to trust, see _stamp)
-        self._files: dict[int, tuple[int, int, tuple[int, ...] | None]] = {}
+        self._files: dict[int, tuple[int, int]] = {}  # shard -> (descriptor, size at open)
         self._chunk: memoryview | None = None  # the checksum pass's read buffer
         try:
             with open(self.index_path, "rb") as f:
@@ -338,9 +323,8 @@ class Bundle:
             except OSError as e:
                 raise Unsupported(f"cannot open {path}: {e.strerror}") from None
             st = os.fstat(fd)
-            self._files[shard] = (fd, st.st_size, _stamp(st))
-        fd, size, _ = self._files[shard]
-        return fd, size
+            self._files[shard] = (fd, st.st_size)
+        return self._files[shard]
 
     def _check_range(self, entry: Entry, what: str) -> int:
         """The descriptor of `entry`'s shard, after checking its bytes lie in the file."""
@@ -413,10 +397,12 @@ class Bundle:
             return all(not part.sliced and self.checkable(part) for part in self.slice_entries)
         return _numpy_dtype(entry.dtype) is not None or entry.dtype == _DT_STRING
 
-    def check(self, key: str, name: str) -> bool:
+    def check(self, key: str, name: str, crc: bool = True) -> bool:
         """Check the CRC32C of tensor `key` against the index; `name` is what errors call
         it. False if this module cannot check its dtype (the caller reads it through
-        TensorFlow instead); raises CheckpointError if its data is wrong."""
+        TensorFlow instead); raises CheckpointError if its data is wrong. ``crc=False``
+        checks only where a POD tensor's bytes lie (size and range): `array(key)` checks
+        its CRC32C as it reads it (one read, not two)."""
         entry = self.entries[key]
         if not self.checkable(entry):
             return False
@@ -426,10 +412,10 @@ class Bundle:
             for part in self.slice_entries:
                 self._check_one(part, f"a slice of tensor {_sliced_name(part.key)!r}")
         else:
-            self._check_one(entry, f"tensor {name!r}")
+            self._check_one(entry, f"tensor {name!r}", crc=crc or not self.pod(key))
         return True
 
-    def _check_one(self, entry: Entry, what: str) -> None:
+    def _check_one(self, entry: Entry, what: str, crc: bool = True) -> None:
         dtype = _numpy_dtype(entry.dtype)
         got: int | None
         if dtype is not None:
@@ -441,6 +427,9 @@ class Bundle:
                     f"{count * dtype.itemsize}: the index file is corrupted. Nothing was "
                     "loaded. " + _RESTORE_FIX
                 )
+            if not crc:
+                self._check_range(entry, what)
+                return
             got = self._crc_of(entry, what)
         else:
             got = self._string_crc(entry, what)
@@ -451,15 +440,17 @@ class Bundle:
                     f"{os.path.basename(self.data_path(entry.shard))}. Nothing was loaded. "
                     + _RESTORE_FIX
                 )
-        want = unmask(entry.crc)
-        if got != want:
-            raise CheckpointError(
-                f"Checkpoint {self.prefix}: {what} is corrupted: its "
-                f"{entry.size} bytes at offset {entry.offset} of data file "
-                f"{os.path.basename(self.data_path(entry.shard))} should have CRC32C "
-                f"{want:08x} (from the index) but have {got:08x}. Nothing was loaded. "
-                + _RESTORE_FIX
-            )
+        if got != unmask(entry.crc):
+            raise self._corrupt(entry, what, got)
+
+    def _corrupt(self, entry: Entry, what: str, got: int) -> CheckpointError:
+        return CheckpointError(
+            f"Checkpoint {self.prefix}: {what} is corrupted: its "
+            f"{entry.size} bytes at offset {entry.offset} of data file "
+            f"{os.path.basename(self.data_path(entry.shard))} should have CRC32C "
+            f"{unmask(entry.crc):08x} (from the index) but have {got:08x}. Nothing was "
+            "loaded. " + _RESTORE_FIX
+        )
 
     def _string_crc(self, entry: Entry, what: str) -> int | None:
         """The CRC TF's ReadStringTensor computes: each length as uint32 (uint64 if it
@@ -488,12 +479,12 @@ class Bundle:
         entry = self.entries[key]
         return _numpy_dtype(entry.dtype) is not None and not entry.sliced
 
-    def array(self, key: str, into: np.ndarray | None = None) -> np.ndarray | None:
-        """Tensor `key` as a numpy array over a fresh read of its bytes, or None if it is
-        not POD (strings) or is partitioned. `into`: a writable C-contiguous array of the
-        tensor's size to read into instead of a new one. The CRC32C is checked again
-        first unless the file provably was not written since it was opened (`_stamp`), so
-        the bytes assigned are the bytes checked even if the file changed since `check`."""
+    def array(self, key: str, into: np.ndarray | None = None, name: str = "") -> np.ndarray | None:
+        """Tensor `key` as a numpy array over a fresh read of its bytes, its CRC32C
+        checked against the index as it is read (CheckpointError if it differs: the file
+        is corrupt or changed since `check`), or None if it is not POD (strings) or is
+        partitioned. `into`: a writable C-contiguous array of the tensor's size to read
+        into instead of a new one; `name`: what errors call it (default `key`)."""
         entry = self.entries[key]
         dtype = _numpy_dtype(entry.dtype)
         if dtype is None or entry.sliced:  # not self.pod(key)
@@ -502,25 +493,15 @@ class Bundle:
             into = into.reshape(-1).view(np.uint8)
             if into.size != entry.size:
                 raise ValueError(f"{key!r} has {entry.size} bytes, the buffer {into.size}")
-        data = self._read(entry, f"tensor {key!r}", into)
-        if entry.size and not self._unchanged(entry.shard):
+        what = f"tensor {name or key!r}"
+        data = self._read(entry, what, into)
+        if entry.size:
             got = crc32c(data.data)
             if got != unmask(entry.crc):
-                raise CheckpointError(
-                    f"Checkpoint {self.prefix}: tensor {key!r} changed in data file "
-                    f"{os.path.basename(self.data_path(entry.shard))} during the load (its "
-                    f"CRC32C was {unmask(entry.crc):08x} when checked, now {got:08x}). Fix: "
-                    "do not write to a checkpoint while it loads; load it again."
-                )
+                raise self._corrupt(entry, what, got)
         return data.view(dtype).reshape(entry.shape)
-
-    def _unchanged(self, shard: int) -> bool:
-        """True if shard `shard` provably was not written since it was opened (checked):
-        its stat stamp is the same and was taken long after its last write."""
-        fd, _, stamp = self._files[shard]
-        return stamp is not None and _stamp(os.fstat(fd)) == stamp
 
     def close(self) -> None:
         files, self._files = self._files, {}
-        for fd, _, _ in files.values():
+        for fd, _ in files.values():
             os.close(fd)

@@ -120,7 +120,8 @@ def load(
         report.dry_run = dry_run
         if not report.ok:
             raise LoadError(refusal(report), report)
-        check_data(reader, steps)  # every checksum, before the first assignment
+        # every checksum before the first assignment (assign_all reads all values first)
+        check_data(reader, steps, deferred=not dry_run)
         if dry_run:
             return report
         assign_all(reader, steps, _assigner(session), fast=session is None)

@@ -263,11 +263,13 @@ def plan(
     return report, steps
 
 
-def check_data(reader: Reader, steps: Sequence[Step]) -> None:
+def check_data(reader: Reader, steps: Sequence[Step], deferred: bool = False) -> None:
     """Check the data files, then every checksum of what `steps` will read, before the
-    first assignment (raises CheckpointError naming the file)."""
+    first assignment (raises CheckpointError naming the file). ``deferred``: `assign_all`
+    follows, which reads every value before it assigns any: checksums a read checks
+    anyway are left to it (one read of the data, not two)."""
     reader.verify()
-    reader.check([step.source for step in steps])
+    reader.check([step.source for step in steps], deferred=deferred)
 
 
 Assign = Callable[[Any, Any, Step], None]
@@ -307,6 +309,8 @@ def assign_all(
             if step.transform is not None:
                 value = step.transform.forward(value)
         except CheckpointError as e:
+            if "Nothing was loaded" in str(e):  # corrupt data, found as it was read
+                raise
             # Checked before: the file changed during the load. Nothing is assigned yet.
             raise CheckpointError(
                 f"{e} Nothing was assigned: the {what} are as they were."

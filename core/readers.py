@@ -55,9 +55,11 @@ class Reader:
     def verify(self) -> None:
         """Raise CheckpointError if the data behind `entries` is visibly incomplete."""
 
-    def check(self, names: list[str]) -> None:
+    def check(self, names: list[str], deferred: bool = False) -> None:
         """Check the data of the named tensors before a load assigns the first one
-        (formats without checksums: nothing to check)."""
+        (formats without checksums: nothing to check). ``deferred``: the caller reads
+        every named tensor before it assigns any (`plan.assign_all`), so what a read
+        checks anyway (a checksum, a dataset HDF5 can deliver) may be left to it."""
 
     def checked(self, name: str) -> np.ndarray | None:
         """The bytes `check` verified of tensor `name`, or None: read it with `read`."""
@@ -162,7 +164,7 @@ class TFReader(Reader):
                 "never replaces the previous checkpoint of a tu.save directory)."
             )
 
-    def check(self, names: list[str]) -> None:
+    def check(self, names: list[str], deferred: bool = False) -> None:
         """Check the data of every named tensor, before a load assigns the first one.
 
         In a V2 bundle, each tensor's CRC32C is computed over its bytes in the data file
@@ -170,7 +172,11 @@ class TFReader(Reader):
         bytes of POD tensors. A tensor this cannot check (a V1 file, a bundle layout
         bundle.py does not read, an exotic dtype) is read once through TensorFlow, which
         checks it, and dropped: all-or-nothing still, at the cost of a second read.
+        ``deferred``: each named POD tensor's CRC32C is checked as `checked` reads it and
+        the others are left to TensorFlow's read (one read of the file, not two); the
+        bundle's other entries of tu.save (`TF_KEYS`) are still checked here.
         """
+        requested = set(names) if deferred else set()
         names = [*names, *(e for e in self._extras if e not in names)]
         rest = names
         if self.v2:
@@ -185,7 +191,8 @@ class TFReader(Reader):
                         self._all[key][1].as_datatype_enum,
                     ):
                         raise Unsupported(f"{key!r} is not what TensorFlow reads")
-                    if self._bundle.check(key, name):
+                    later = name in requested and self._bundle.pod(key)
+                    if self._bundle.check(key, name, crc=not later):
                         self._checked.add(name)
                     else:
                         rest.append(name)
@@ -193,14 +200,15 @@ class TFReader(Reader):
                 self._checked.clear()
                 rest = names
         for name in rest:
-            self.read(name)
+            if name not in requested:
+                self.read(name)
 
     def checked(self, name: str) -> np.ndarray | None:
-        """The bytes `check` verified of POD tensor `name`, as a read-only array (None if
-        not available: read it with `read`/`read_tensor`)."""
+        """POD tensor `name` from the bundle `check` checked, its CRC32C checked as it is
+        read (None if not available: read it with `read`/`read_tensor`)."""
         if name not in self._checked or self._bundle is None:  # check() sets both
             return None
-        return self._bundle.array(self._keys[name])
+        return self._bundle.array(self._keys[name], name=name)
 
     def checked_tensor(self, name: str) -> tf.Tensor | None:
         """`checked(name)` as a new eager CPU tf.Tensor, read straight into its memory.
@@ -219,8 +227,8 @@ class TFReader(Reader):
             tensor = tf.raw_ops.Empty(shape=shape, dtype=dtype, init=False)
         view = _writable_view(tensor)
         if view is None:
-            return tf.convert_to_tensor(self._bundle.array(key))
-        self._bundle.array(key, into=view)
+            return tf.convert_to_tensor(self._bundle.array(key, name=name))
+        self._bundle.array(key, into=view, name=name)
         return tensor
 
     def release(self, name: str) -> None:
@@ -324,9 +332,12 @@ class H5Reader(Reader):
                 "weights again, or restore the file from a good copy."
             )
 
-    def check(self, names: list[str]) -> None:
+    def check(self, names: list[str], deferred: bool = False) -> None:
         """HDF5 stores no checksums: read every named weight once before the first
-        assignment, so a dataset the file cannot deliver refuses the whole load."""
+        assignment, so a dataset the file cannot deliver refuses the whole load (left to
+        the caller's reads when ``deferred``)."""
+        if deferred:
+            return
         for name in names:
             self.read(name)
 

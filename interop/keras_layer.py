@@ -246,7 +246,7 @@ class OwnerLayer(keras.Layer):
         if not report.ok:
             raise LoadError(refusal(report), report)
         reader = _StoreReader(store, entries, path)
-        check_data(reader, steps)
+        check_data(reader, steps, deferred=True)  # assign_all reads all first
         assign_all(reader, steps, lambda var, value, step: var.assign(value))
 
     def get_config(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def execute(
     reader = checkpoint if isinstance(checkpoint, Reader) else open_reader(checkpoint)
     try:
         with _as_phases(progress) as phases:
-            check_data(reader, plan.steps)
+            check_data(reader, plan.steps, deferred=True)  # assign_all reads all first
             advance = phases.phase("Loading weights", total=len(plan.steps))
             assign_all(
                 reader,

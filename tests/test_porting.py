@@ -712,8 +712,8 @@ def test_a_tensor_changed_after_the_check_assigns_nothing(tmp_path, monkeypatch)
     _custom_checkpoint(path)
     original = readers.TFReader.check
 
-    def check_then_flip(self, names):
-        original(self, names)
+    def check_then_flip(self, names, **kw):
+        original(self, names, **kw)
         self._checked.clear()  # serve tensors through TensorFlow, which checks them
         with open(path + ".data-00000-of-00001", "r+b") as f:  # the last tensor
             f.seek(-8, os.SEEK_END)
