@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 from tfunite.errors import TfuniteError
 
@@ -28,11 +29,13 @@ SUPPORTED_OPS: dict[str, str] = {
     "DepthwiseConv2dNative": "DepthwiseConv2D (with its BiasAdd; strided or atrous)",
     "SpaceToBatchND": "the dilation of an atrous convolution (SpaceToBatchND, conv, BatchToSpaceND)",
     "BatchToSpaceND": "the end of an atrous convolution (see SpaceToBatchND)",
-    "MatMul": "Dense (with its BiasAdd)",
+    "MatMul": "Dense (with its BiasAdd; also the tf.tensordot of slim.fully_connected on a "
+    "rank > 2 input, a Dense on its last axis)",
     "BiasAdd": "the bias of the convolution or Dense layer it follows",
     "FusedBatchNormV3": "BatchNormalization",
     "FusedBatchNorm": "BatchNormalization",
-    "Mul": "BatchNormalization (the x * rsqrt(variance + eps) * gamma of an unfused batch norm)",
+    "Mul": "BatchNormalization (the x * rsqrt(variance + eps) * gamma of an unfused batch "
+    "norm), Rescaling (x times a constant scalar) or Multiply (of two activations)",
     "Relu": "ReLU",
     "Relu6": "ReLU(max_value=6)",
     "Elu": "ELU",
@@ -139,6 +142,18 @@ def _variable_name(t: tf.Tensor) -> str | None:
         return op.name
     if op.type == "Placeholder" and op.name != "inputs":  # a weight (see _slim.SlimGraph)
         return op.name
+    return None
+
+
+def _scalar(inputs: Any) -> float | None:
+    """The one-element float constant among `inputs` (a scale), or None."""
+    for t in inputs:
+        try:
+            value = _src(t).op.type == "Const" and _const(t)
+        except TraceError:
+            continue
+        if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind == "f":
+            return float(value.ravel()[0])
     return None
 
 
@@ -263,7 +278,37 @@ def trace_layout(
     def is_act(t: tf.Tensor) -> bool:
         return _src(t).op.name in dep
 
+    # tf.tensordot over the last axis (slim.fully_connected on a rank > 2 input): its
+    # group of shape ops, transpose, reshapes and MatMul is one Dense on the last axis.
+    # Output op name -> (the MatMul, the input tensor).
+    tensordots: dict[str, tuple[tf.Operation, tf.Tensor]] = {}
+    for op in graph.get_operations():
+        if op.type != "MatMul" or not op.name.endswith("/Tensordot/MatMul"):
+            continue
+        group = op.name[: -len("/MatMul")]
+        try:
+            out_op = graph.get_operation_by_name(group)
+        except KeyError:
+            continue
+        members = [g for g in graph.get_operations() if g.name.startswith(group + "/")]
+        outside = {
+            _src(i).name: _src(i)
+            for g in members
+            for i in g.inputs
+            if is_act(i) and not _src(i).op.name.startswith(group + "/")
+        }
+        kvar = _variable_name(op.inputs[1])
+        if len(outside) != 1 or kvar is None or op.get_attr("transpose_b"):
+            continue
+        (x,) = outside.values()
+        x_shape, y_shape = x.shape.as_list(), out_op.outputs[0].shape.as_list()
+        units = op.inputs[1].shape.as_list()
+        if x_shape[:-1] == y_shape[:-1] and units == [x_shape[-1], y_shape[-1]]:
+            tensordots[out_op.name] = (op, x)
+
     def act_inputs(op: tf.Operation) -> list[tf.Tensor]:
+        if op.name in tensordots:
+            return [tensordots[op.name][1]]
         if op.type not in SUPPORTED_OPS:
             raise _unsupported(op)
         return [_src(i) for i in op.inputs if is_act(i)]
@@ -386,6 +431,22 @@ def trace_layout(
             same = _static(b2s.outputs[0], b2s)[:2] == _static(act[0], op)[:2]
             fused.update((cv.name, b2s.name))
             y, out_op = conv(cv, args[0], rate, "same" if same else "valid", b2s)
+        elif op.name in tensordots:  # a Dense on the last axis of a rank > 2 input
+            matmul = tensordots[op.name][0]
+            kvar = _variable_name(matmul.inputs[1])
+            bias_op = bias_of(op.outputs[0])
+            if bias_op is not None:
+                fused.add(bias_op.name)
+                out_op = bias_op
+            y = add(
+                "Dense",
+                args,
+                out_op.outputs[0],
+                {"kernel": kvar, "bias": _variable_name(bias_op.inputs[1]) if bias_op else None},
+                units=int(matmul.inputs[1].shape[1]),
+                use_bias=bias_op is not None,
+                name=var_scope(kvar or op.name),
+            )
         elif t == "MatMul":
             if op.get_attr("transpose_a") or op.get_attr("transpose_b") or len(act) != 1:
                 raise _unsupported(op, "only activations @ kernel variable is supported")
@@ -420,6 +481,17 @@ def trace_layout(
                 _variable_name(op.inputs[1]),
                 _variable_name(op.inputs[2]),
                 var_scope(mean or op.name),
+            )
+        elif t == "Mul" and len(act) == 2:  # a gate: x * y
+            y = add("Multiply", args, op.outputs[0], name=rel(op.name))
+        elif t == "Mul" and _scalar(op.inputs):  # a residual scale: x * 0.17
+            y = add(
+                "Rescaling",
+                args[:1],
+                op.outputs[0],
+                scale=_scalar(op.inputs),
+                offset=0.0,
+                name=rel(op.name),
             )
         elif t == "Mul":  # an unfused batch norm: x * inv + (beta - mean * inv)
             other = [i for i in op.inputs if not is_act(i)]
@@ -570,7 +642,9 @@ def build_layout(layout: dict[str, Any], fast_init: bool = True) -> Any:
         inits = _INITIALIZERS.get(cls, {}) if fast_init else {}
         layer = getattr(keras.layers, cls)(**config, **dict.fromkeys(inits, "zeros"))
         args = [outputs[i] for i in entry["inputs"]]
-        outputs[config["name"]] = layer(args if cls in ("Concatenate", "Add") else args[0])
+        outputs[config["name"]] = layer(
+            args if cls in ("Concatenate", "Add", "Multiply") else args[0]
+        )
         for attr, default in inits.items():
             setattr(layer, attr, keras.initializers.get(default))
     return keras.Model(x_in, outputs[layout["output"]], name=layout["name"])

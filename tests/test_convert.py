@@ -438,3 +438,40 @@ def test_slim_bias_add_after_a_layer_without_biases_and_elsewhere_refused():
 
     with pytest.raises(TraceError, match=r"'B/ba/BiasAdd'.*right after a convolution"):
         tu.convert(pooled, input_shape=(8, 8, 2))
+
+
+def test_fully_connected_on_a_feature_map_is_a_dense_on_its_last_axis(tmp_path):
+    """slim.fully_connected on a 4-D input (a tf.tensordot with shape ops inside) is one
+    Dense on the last axis, with its weights and bias, equal to Slim's on every layer."""
+
+    def net(x, is_training=False, scope="F"):
+        with tf.compat.v1.variable_scope(scope):
+            y = slim.conv2d(x, 4, 3, scope="c")
+            y = slim.fully_connected(y, 6, scope="fc4d")
+            return tf.reduce_mean(y, [1, 2])
+
+    model, report = tu.convert(net, input_shape=(8, 8, 2), verify=True, rtol=RTOL)
+    assert report.verification["ok"], report.verification["first_failure"]
+    dense = model.get_layer("fc4d")
+    assert type(dense).__name__ == "Dense" and dense.use_bias and dense.units == 6
+    assert dense.output.shape[1:] == (8, 8, 6)
+
+
+def test_scaled_residuals_and_gates():
+    """x * 0.17 (Inception-ResNet's residual scale) is a Rescaling, x * sigmoid(y) a
+    Multiply: built-in layers, equal to Slim's on every layer."""
+
+    def net(x, is_training=False, scope="R"):
+        with tf.compat.v1.variable_scope(scope):
+            a = slim.conv2d(x, 4, 3, scope="a")
+            up = slim.conv2d(a, 4, 1, activation_fn=None, scope="up")
+            a = a + 0.17 * up
+            gate = slim.conv2d(a, 4, 1, activation_fn=tf.nn.sigmoid, scope="gate")
+            return tf.reduce_mean(a * gate, [1, 2])
+
+    model, report = tu.convert(net, input_shape=(8, 8, 2), verify=True, rtol=RTOL)
+    assert report.verification["ok"], report.verification["first_failure"]
+    classes = [type(layer).__name__ for layer in model.layers]
+    assert "Rescaling" in classes and "Multiply" in classes
+    (scale,) = [layer for layer in model.layers if type(layer).__name__ == "Rescaling"]
+    assert scale.scale == pytest.approx(0.17)
