@@ -62,7 +62,8 @@ class Reader:
         checks anyway (a checksum, a dataset HDF5 can deliver) may be left to it."""
 
     def checked(self, name: str) -> np.ndarray | None:
-        """The bytes `check` verified of tensor `name`, or None: read it with `read`."""
+        """Tensor `name` from data `check` vouched for (its checksum checked by `check` or
+        as it is read), or None: read it with `read`."""
         return None
 
     def release(self, name: str) -> None:
