@@ -297,7 +297,11 @@ class _StoreReader(Reader):
 def _store_entries(store: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """{name: (shape, dtype)} of every dataset under a store entry, nested names joined
     by '/' (h5 makes groups of a name's '/' parts)."""
+    # The h5py group of this layer's entry: `_h5_entry_group` in current Keras, `group`
+    # in Keras 3.3-3.6 (whose keys() list only the first part of a nested name).
     group = getattr(store, "_h5_entry_group", None)
+    if group is None:
+        group = getattr(store, "group", None)
     out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     if group is not None and hasattr(group, "visititems"):
 
