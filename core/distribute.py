@@ -156,6 +156,40 @@ def check_optimizer(name: str, kind: str, optimizer: Any, strategy: Any | None) 
         )
 
 
+def reduce_for_keras(optimizer: Any, grads: list[Any]) -> list[Any]:
+    """`grads` summed over the replicas where the Keras 3 optimizer would not do it.
+
+    Keras 3.3-3.5's TensorFlow optimizer sums the replicas' gradients inside its
+    merge_call, in cross-replica context, where there is no replica context and nothing
+    is reduced: each replica then steps its own copy of a mirrored variable with its own
+    gradient and the copies drift apart. Later Keras sums before the merge_call. For the
+    old ones the gradients are summed here, in the replica context, as Keras means to.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1 or _keras_sums(type(optimizer)):
+        return grads
+    return list(context.all_reduce(tf.distribute.ReduceOp.SUM, list(grads)))
+
+
+_KERAS_SUMS: dict[type, bool] = {}
+
+
+def _keras_sums(cls: type) -> bool:
+    """Whether optimizer class `cls` sums the replicas' gradients in the replica context
+    (its `_backend_update_step` reduces before its merge_call); True when unknown."""
+    if cls not in _KERAS_SUMS:
+        import inspect
+
+        step = getattr(cls, "_backend_update_step", None)
+        try:
+            source = inspect.getsource(step) if step is not None else ""
+        except (OSError, TypeError):
+            source = ""
+        before_merge = source.split("maybe_merge_call")[0]
+        _KERAS_SUMS[cls] = not source or "_all_reduce_sum_gradients" in before_merge
+    return _KERAS_SUMS[cls]
+
+
 def check_host_scope(where: str, named: Iterable[tuple[str, Any]]) -> None:
     """Inside `strategy.scope()`, refuse variables that strategy does not distribute.
 

@@ -257,7 +257,7 @@ class Optimizer(Owner):
         if tf.distribute.has_strategy():
             distribute.check_step(self.name, self.owner.name, self.owner.variables.items())
         if self.kind == "keras":
-            self.optimizer.apply(grads, var_list)
+            self.optimizer.apply(distribute.reduce_for_keras(self.optimizer, grads), var_list)
         elif self.kind == "tf_keras":
             self.optimizer.apply_gradients(zip(grads, var_list))
         else:

@@ -36,8 +36,11 @@ GLOBAL, FEATURES, STEPS = 8, 6, 3
 DEVICES = ["/cpu:0", "/cpu:1"]
 
 
-def mixed(strategy: Any, seed: int = 0) -> tuple[tu.Parameters, tu.Optimizer, Any]:
-    """Slim fully_connected -> Sonnet MLP -> Keras 3 Dense, Adam; deterministic values."""
+def mixed(
+    strategy: Any, seed: int = 0, make_optimizer: Any = None
+) -> tuple[tu.Parameters, tu.Optimizer, Any]:
+    """Slim fully_connected -> Sonnet MLP -> Keras 3 Dense, Adam (or `make_optimizer()`);
+    deterministic values."""
 
     def trunk_fn(x: tf.Tensor, is_training: bool) -> tf.Tensor:
         return slim.fully_connected(x, 8, scope="fc1")
@@ -52,7 +55,8 @@ def mixed(strategy: Any, seed: int = 0) -> tuple[tu.Parameters, tu.Optimizer, An
 
         forward(np.zeros([1, FEATURES], np.float32))
         model = tu.Parameters("model", trunk=trunk, mlp=mlp, head=head)
-        opt = tu.Optimizer(keras.optimizers.Adam(0.05), model, name="opt")  # an instance
+        made = make_optimizer() if make_optimizer else keras.optimizers.Adam(0.05)
+        opt = tu.Optimizer(made, model, name="opt")  # an instance
         opt.build()
     rng = np.random.default_rng(seed)
     for var in model.variables.values():
@@ -268,8 +272,32 @@ def refusals(workdir: str) -> dict:
     return {"refusals": 6}
 
 
+def sgd_sums_once() -> dict:
+    """Plain SGD, which (unlike Adam) scales with the gradient: one step under the
+    strategy equals one step on one device only if the replicas' gradients are summed
+    exactly once (Keras 3.3-3.5 summed none; tfunite sums them for those)."""
+    mirrored = tf.distribute.MirroredStrategy(DEVICES)
+    default = tf.distribute.get_strategy()
+
+    def sgd() -> Any:
+        return keras.optimizers.SGD(0.1)
+
+    run_m, opt_m, fwd_m = mixed(mirrored, make_optimizer=sgd)
+    run_1, opt_1, fwd_1 = mixed(default, make_optimizer=sgd)
+    start = values(run_1)
+    train(mirrored, opt_m, fwd_m, steps=1)
+    train(default, opt_1, fwd_1, steps=1)
+    mine, theirs = values(run_m), values(run_1)
+    return {
+        "sgd_max_diff": max(float(np.max(np.abs(mine[n] - theirs[n]))) for n in theirs),
+        "sgd_moved": max(float(np.max(np.abs(theirs[n] - start[n]))) for n in theirs),
+        "sgd_components_agree": components_agree(run_m),
+    }
+
+
 def main(workdir: str) -> None:
     out = {
+        **sgd_sums_once(),
         **keras_input_batchnorm(workdir),
         **training_and_checkpoints(workdir),
         **batchnorm(),

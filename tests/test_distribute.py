@@ -34,6 +34,13 @@ def test_mixed_model_trains_as_on_one_device(mirrored):
     assert len(mirrored["losses_mirrored"]) == 3
 
 
+def test_replicas_gradients_are_summed_exactly_once(mirrored):
+    # SGD scales with the gradient: summed twice (or not at all) would move 2x (or 0.5x).
+    assert mirrored["sgd_moved"] > 1e-3  # the step did change the weights
+    assert mirrored["sgd_max_diff"] <= 1e-5  # float32 sums in another order
+    assert mirrored["sgd_components_agree"]
+
+
 def test_names_and_checkpoints_match_a_run_without_strategy(mirrored):
     names = mirrored["names"]
     assert "model/trunk/fc1/weights" in names and "model/mlp/mlp/linear_0/w" in names
