@@ -215,10 +215,10 @@ class TFReader(Reader):
         """`checked(name)` as a new eager CPU tf.Tensor, read straight into its memory.
 
         The tensor is allocated by TensorFlow (`Empty`), so an eager assign takes its
-        buffer over as the variable's storage, and the variable's old buffer goes back to
-        TensorFlow's allocator for the next tensor: no copy, and no more memory than one
-        tensor. Where TensorFlow gives no writable view of that very memory (a 0-d
-        tensor, see `_writable_view`), the checked bytes are copied instead.
+        buffer over as the variable's storage (no copy), and the variable's old buffer
+        goes back to TensorFlow's allocator, which the next load's tensors reuse. Where
+        TensorFlow gives no writable view of that very memory (a 0-d tensor, see
+        `_writable_view`), the bytes are copied instead.
         """
         key = self._keys.get(name, "")
         if name not in self._checked or self._bundle is None or not self._bundle.pod(key):
