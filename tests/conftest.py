@@ -6,11 +6,8 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Traced layouts go to a cache of this run, never the user's ~/.cache/tfunite.
-os.environ.setdefault("TFUNITE_CACHE_DIR", tempfile.mkdtemp(prefix="tfunite-test-cache-"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -33,6 +30,15 @@ def run_fresh(code: str, timeout: int = 300) -> dict:
     if proc.returncode != 0:
         raise AssertionError(f"fresh process failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _layout_cache(tmp_path_factory):
+    """Traced layouts (tfunite.porting) go to a folder of this test session, never the
+    user's ~/.cache/tfunite."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TFUNITE_CACHE_DIR", str(tmp_path_factory.mktemp("tfunite_cache")))
+        yield
 
 
 @pytest.fixture

@@ -18,14 +18,6 @@ from tfunite.porting import _slim
 from tfunite.tools import cli
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _layout_cache(tmp_path_factory):
-    """Traced layouts (tfunite.porting) are cached in a temporary folder, not ~/.cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TFUNITE_CACHE_DIR", str(tmp_path_factory.mktemp("tfunite_cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """A resnet_v1_50 checkpoint (5 classes, written for 32x32 inputs) and a copy with

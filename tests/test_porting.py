@@ -64,14 +64,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _layout_cache(tmp_path_factory):
-    """Traced layouts are cached in a folder of this test session, not in ~/.cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TFUNITE_CACHE_DIR", str(tmp_path_factory.mktemp("tfunite_cache")))
-        yield
-
-
 @pytest.fixture(scope="session")
 def ckpt(tmp_path_factory):
     """ckpt(net, classes=None, size=None, version="V2", seed=0) -> a cached checkpoint prefix."""

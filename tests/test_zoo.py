@@ -73,13 +73,6 @@ def train(path: str, optimizer: str, version: str, steps: int = 3) -> str:
             return saver.save(sess, path, global_step=step, write_meta_graph=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _layout_cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TFUNITE_CACHE_DIR", str(tmp_path_factory.mktemp("tfunite_cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """trained(optimizer, version) -> (prefix, {name: value}), trained once per module."""
