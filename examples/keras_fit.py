@@ -44,7 +44,7 @@ import sonnet as snt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_slim as slim  # noqa: E402
 import tfunite as tu  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+from mixed_model import digits  # noqa: E402  (the same data as examples/mixed_model.py)
 from tfunite.interop.summaries import SummaryCallback  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
@@ -63,17 +63,6 @@ np.save(out_path, loaded.serve(tf.constant(np.load(x_path))).numpy())
 frameworks = ("tfunite", "tf_slim", "sonnet", "tflearn")  # (TensorFlow imports keras itself)
 print(json.dumps({"imported": sorted(m for m in sys.modules if m.split(".")[0] in frameworks)}))
 """
-
-
-def digits(seed: int = 0) -> dict[str, np.ndarray]:
-    """All 10 classes of scikit-learn's digits, scaled to [0, 1], 75/25 train/test split."""
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int32)
-    order = np.random.default_rng(seed).permutation(len(x))
-    x, y = x[order], y[order]
-    n = int(0.75 * len(x))
-    return {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
 
 
 def slim_trunk(inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
